@@ -1,0 +1,1 @@
+/* fcgi.c - placeholder, being written */

@@ -1,0 +1,1 @@
+/* python.c - placeholder, being written */

@@ -1,0 +1,1 @@
+/* wsgi.c - placeholder, being written */

@@ -1,0 +1,1 @@
+/* scoreboard.c - placeholder, being written */
