@@ -75,8 +75,6 @@ struct request {
 
 	/* set by the gateway */
 	int app_status;			/* FCGI_END_REQUEST appStatus */
-	const char *method;		/* for logs and the scoreboard (NUL-terminated copies) */
-	const char *uri;
 };
 
 /*
