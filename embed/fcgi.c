@@ -1,1 +1,1176 @@
-/* fcgi.c - placeholder, being written */
+/*
+ * fcgi.c - the FastCGI 1.0 responder: records, connections, keep-alive.
+ *
+ * Why our own and not libfcgi 2.4.2 (see TECH-NOTES §0): libfcgi takes
+ * over SIGTERM, SIGUSR1 and SIGPIPE without SA_RESTART; a kept-alive
+ * connection pins the thread that served it (nginx answers 504 once
+ * every thread holds an idle connection); GET_VALUES with more than three
+ * names smashes its stack; nothing limits the params; its lingering close
+ * costs ~40% of throughput; a peer sending half a record blocks a thread
+ * forever.  None of that is fixable from outside, and the protocol is small.
+ *
+ * The model:
+ *   - One epoll per process.  It holds the listening socket (fd 0, shared
+ *     with the other workers of the pool, EPOLLEXCLUSIVE), a stop eventfd,
+ *     and every idle kept-alive connection (EPOLLONESHOT).  Each request
+ *     thread waits in epoll_wait for one event: it accepts, or takes a
+ *     kept connection that became readable, reads one request and serves
+ *     it.  Afterwards a kept connection goes back to epoll, so an idle
+ *     connection never pins a thread.
+ *   - A connection table indexed by fd records which connections are
+ *     parked and under which generation; the generation travels in the
+ *     epoll data, so an event that lost a race with the sweeper (idle
+ *     timeout) or with a close is recognised and ignored.  The table's
+ *     mutex guards state changes and the epoll_ctl that goes with them;
+ *     nothing blocks under it.
+ *   - Each request thread owns one struct conn: the connection it serves
+ *     and its buffers (input, params, output), allocated once.
+ *   - Reads block with SO_RCVTIMEO (read timeout), the params phase also
+ *     has an overall deadline; writes block with SO_SNDTIMEO.  Output is
+ *     gathered into STDOUT records of up to 64 KiB; the last record,
+ *     the end of the stream and END_REQUEST leave in one write.  A closed
+ *     connection is closed at once: no lingering.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "embed/fcgi.h"
+
+#define IN_SIZE		(128 * 1024)	/* a read usually takes params and body at once */
+#define OUT_MAX		65528		/* STDOUT content per record (8-aligned, <= 65535) */
+#define OUT_SIZE	(FCGI_HEADER_LEN + OUT_MAX + FCGI_HEADER_LEN + 16)
+#define DIRECT_READ_MIN	(16 * 1024)	/* body reads at least this large bypass the buffer */
+#define DRAIN_MAX	(1024 * 1024)	/* unread body we read away to keep a connection */
+#define CONN_TABLE_MAX	65536
+#define WRITEV_RECORDS	16		/* large writes: records per writev */
+
+#define KEY_LISTEN	UINT64_MAX
+#define KEY_STOP	(UINT64_MAX - 1)
+
+/* ---------------------------------------------------------- protocol core */
+
+/* Decode the 8-byte header at P.  Returns 0, or -1 if the version is not 1. */
+int
+fcgi_header_parse(const uint8_t *p, struct fcgi_header *h)
+{
+	h->version = p[0];
+	h->type = p[1];
+	h->id = (uint16_t)(p[2] << 8 | p[3]);
+	h->content_len = (uint16_t)(p[4] << 8 | p[5]);
+	h->padding_len = p[6];
+	return h->version == FCGI_VERSION_1 ? 0 : -1;
+}
+
+/* Encode a record header at P (8 bytes). */
+void
+fcgi_header_build(uint8_t *p, uint8_t type, uint16_t id, uint16_t clen,
+    uint8_t plen)
+{
+	p[0] = FCGI_VERSION_1;
+	p[1] = type;
+	p[2] = id >> 8;
+	p[3] = id & 0xff;
+	p[4] = clen >> 8;
+	p[5] = clen & 0xff;
+	p[6] = plen;
+	p[7] = 0;
+}
+
+/* Encode a whole END_REQUEST record at P; returns its size (16). */
+size_t
+fcgi_end_request_build(uint8_t *p, uint16_t id, uint32_t app_status,
+    uint8_t protocol_status)
+{
+	fcgi_header_build(p, FCGI_END_REQUEST, id, 8, 0);
+	p[8] = app_status >> 24;
+	p[9] = (app_status >> 16) & 0xff;
+	p[10] = (app_status >> 8) & 0xff;
+	p[11] = app_status & 0xff;
+	p[12] = protocol_status;
+	memset(p + 13, 0, 3);
+	return 16;
+}
+
+/* Encode a whole UNKNOWN_TYPE record at P; returns its size (16). */
+size_t
+fcgi_unknown_type_build(uint8_t *p, uint8_t type)
+{
+	fcgi_header_build(p, FCGI_UNKNOWN_TYPE, 0, 8, 0);
+	p[8] = type;
+	memset(p + 9, 0, 7);
+	return 16;
+}
+
+/* One name-value length: 1 byte, or 4 with the high bit set. */
+static int
+nv_len(const uint8_t **p, const uint8_t *end, size_t *len)
+{
+	const uint8_t *q = *p;
+
+	if (q >= end)
+		return -1;
+	if (!(q[0] & 0x80)) {
+		*len = q[0];
+		*p = q + 1;
+		return 0;
+	}
+	if (end - q < 4)
+		return -1;
+	*len = (size_t)(q[0] & 0x7f) << 24 | (size_t)q[1] << 16 |
+	    (size_t)q[2] << 8 | q[3];
+	*p = q + 4;
+	return 0;
+}
+
+/* Split name-value pairs into OUT; see fcgi.h. */
+int
+fcgi_params_parse(const uint8_t *buf, size_t len, struct fcgi_param *out,
+    size_t max, size_t *np)
+{
+	const uint8_t *p = buf, *end = buf + len;
+	size_t n = 0, nl, vl;
+
+	while (p < end) {
+		if (nv_len(&p, end, &nl) == -1 || nv_len(&p, end, &vl) == -1 ||
+		    nl > (size_t)(end - p) || vl > (size_t)(end - p) - nl) {
+			errno = EBADMSG;
+			return -1;
+		}
+		if (n == max) {
+			errno = EMSGSIZE;
+			return -1;
+		}
+		out[n].name = (const char *)p;
+		out[n].name_len = nl;
+		out[n].value = (const char *)p + nl;
+		out[n].value_len = vl;
+		p += nl + vl;
+		n++;
+	}
+	*np = n;
+	return 0;
+}
+
+static size_t
+nv_put(uint8_t *p, const char *name, const char *value)
+{
+	size_t nl = strlen(name), vl = strlen(value);	/* both < 128 */
+
+	p[0] = (uint8_t)nl;
+	p[1] = (uint8_t)vl;
+	memcpy(p + 2, name, nl);
+	memcpy(p + 2 + nl, value, vl);
+	return 2 + nl + vl;
+}
+
+/* Build the GET_VALUES_RESULT record; see fcgi.h. */
+ssize_t
+fcgi_get_values_build(const uint8_t *q, size_t qlen,
+    const struct fcgi_values *v, uint8_t *out, size_t outsz)
+{
+	static const char *const names[] = {
+		"FCGI_MAX_CONNS", "FCGI_MAX_REQS", "FCGI_MPXS_CONNS",
+	};
+	struct fcgi_param asked[64];
+	char val[3][16];
+	bool done[3] = { false, false, false };
+	size_t n, i, k, len = FCGI_HEADER_LEN, pad;
+
+	/* At most 3 answers of < 40 bytes each: the reply always fits 8 + 128. */
+	if (outsz < FCGI_HEADER_LEN + 128 + 8)
+		return -1;
+	/* More than 64 names asked: answer the first 64, it cannot matter. */
+	if (fcgi_params_parse(q, qlen, asked, 64, &n) == -1) {
+		if (errno != EMSGSIZE)
+			return -1;
+		n = 64;
+	}
+	snprintf(val[0], sizeof(val[0]), "%u", v->max_conns);
+	snprintf(val[1], sizeof(val[1]), "%u", v->max_reqs);
+	snprintf(val[2], sizeof(val[2]), "0");
+	for (i = 0; i < n; i++)
+		for (k = 0; k < 3; k++)
+			if (!done[k] && asked[i].name_len == strlen(names[k]) &&
+			    memcmp(asked[i].name, names[k], asked[i].name_len) == 0) {
+				len += nv_put(out + len, names[k], val[k]);
+				done[k] = true;
+			}
+	pad = (8 - (len & 7)) & 7;
+	memset(out + len, 0, pad);
+	fcgi_header_build(out, FCGI_GET_VALUES_RESULT, 0,
+	    (uint16_t)(len - FCGI_HEADER_LEN), (uint8_t)pad);
+	return (ssize_t)(len + pad);
+}
+
+/* ------------------------------------------------------------- the server */
+
+enum slot_state { SLOT_FREE = 0, SLOT_BUSY, SLOT_IDLE };
+
+/* One entry per fd number: the state of the connection on that fd. */
+struct slot {
+	uint8_t state;		/* enum slot_state */
+	bool registered;	/* the fd is in the epoll set (maybe disarmed) */
+	uint32_t gen;		/* bumped on every park and close */
+	uint64_t since_ms;	/* parked at (CLOCK_MONOTONIC) */
+	long timeout_ms;	/* closed when idle this long */
+};
+
+struct conn {
+	int fd;			/* connection being served, -1 between connections */
+	uint8_t *in;		/* IN_SIZE bytes, [in_pos, in_end) unread */
+	size_t in_pos, in_end;
+	size_t stdin_left;	/* content of the current STDIN record not yet read */
+	size_t pad_left;	/* padding still to skip after it */
+	bool stdin_eof;		/* the empty STDIN record was seen */
+	bool broken;		/* protocol state unknown: close after this request */
+	uint64_t deadline_ms;	/* while reading params */
+	uint8_t *out;		/* OUT_SIZE bytes: header, content, room for the trailer */
+	size_t out_len;		/* content bytes gathered */
+	uint8_t *pbuf;		/* FCGI_PARAMS_MAX bytes of name-value pairs */
+	size_t plen;
+	struct fcgi_param *params;	/* FCGI_NPARAMS_MAX */
+	struct request req;
+};
+
+static struct {
+	int ep;
+	int listen_fd;
+	int stop_fd;
+	bool tcp;
+	long read_timeout_ms;
+	long keepalive_ms;
+	struct fcgi_values values;
+	pthread_mutex_t lock;	/* guards slots[], nidle, and the epoll_ctl calls on them */
+	struct slot *slots;
+	unsigned nslots;
+	unsigned nidle;
+	_Atomic bool stopping;
+} srv = { .ep = -1, .listen_fd = -1, .stop_fd = -1,
+	  .lock = PTHREAD_MUTEX_INITIALIZER };
+
+static struct wlog_ratelimit rl_proto = { .interval = 10, .burst = 5 };
+static struct wlog_ratelimit rl_timeout = { .interval = 10, .burst = 5 };
+static struct wlog_ratelimit rl_accept = { .interval = 10, .burst = 3 };
+
+static uint64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Set up epoll, the connection table and the stop eventfd; see fcgi.h. */
+int
+fcgi_server_init(const struct fcgi_server_conf *conf)
+{
+	struct epoll_event ev;
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	struct rlimit rl;
+
+	srv.listen_fd = conf->listen_fd;
+	srv.read_timeout_ms = conf->read_timeout_ms > 0 ? conf->read_timeout_ms : 30000;
+	srv.keepalive_ms = conf->keepalive_timeout_ms > 0 ? conf->keepalive_timeout_ms : 75000;
+	if (getsockname(srv.listen_fd, (struct sockaddr *)&ss, &sl) == 0)
+		srv.tcp = ss.ss_family == AF_INET || ss.ss_family == AF_INET6;
+
+	/* Every fd number can be a connection: size the table to the fd limit. */
+	srv.nslots = 1024;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+	    rl.rlim_cur > srv.nslots)
+		srv.nslots = rl.rlim_cur > CONN_TABLE_MAX ? CONN_TABLE_MAX : (unsigned)rl.rlim_cur;
+	if ((srv.slots = calloc(srv.nslots, sizeof(*srv.slots))) == NULL) {
+		wlog(WLOG_ERROR, "fcgi: connection table: %s", strerror(errno));
+		return -1;
+	}
+	srv.values.max_conns = srv.nslots - 16;
+	srv.values.max_reqs = (unsigned)(conf->threads > 0 ? conf->threads : 1);
+
+	if ((srv.ep = epoll_create1(EPOLL_CLOEXEC)) == -1 ||
+	    (srv.stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) == -1) {
+		wlog(WLOG_ERROR, "fcgi: epoll: %s", strerror(errno));
+		return -1;
+	}
+	/* Level-triggered, not exclusive: a stop wakes every thread. */
+	ev.events = EPOLLIN;
+	ev.data.u64 = KEY_STOP;
+	if (epoll_ctl(srv.ep, EPOLL_CTL_ADD, srv.stop_fd, &ev) == -1) {
+		wlog(WLOG_ERROR, "fcgi: epoll_ctl stop fd: %s", strerror(errno));
+		return -1;
+	}
+	/* Exclusive: the other workers of the pool wait on the same socket. */
+	ev.events = EPOLLIN | EPOLLEXCLUSIVE;
+	ev.data.u64 = KEY_LISTEN;
+	if (epoll_ctl(srv.ep, EPOLL_CTL_ADD, srv.listen_fd, &ev) == -1) {
+		wlog(WLOG_ERROR, "fcgi: epoll_ctl listening socket: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* Allocate a request thread's context; NULL on ENOMEM. */
+struct conn *
+fcgi_conn_new(void)
+{
+	struct conn *c;
+
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		return NULL;
+	c->fd = -1;
+	c->in = malloc(IN_SIZE);
+	c->out = malloc(OUT_SIZE);
+	c->pbuf = malloc(FCGI_PARAMS_MAX);
+	c->params = calloc(FCGI_NPARAMS_MAX, sizeof(*c->params));
+	if (c->in == NULL || c->out == NULL || c->pbuf == NULL || c->params == NULL) {
+		fcgi_conn_free(c);
+		return NULL;
+	}
+	c->req.conn = c;
+	return c;
+}
+
+/* Free a context made by fcgi_conn_new() (its connection must be closed). */
+void
+fcgi_conn_free(struct conn *c)
+{
+	if (c == NULL)
+		return;
+	free(c->in);
+	free(c->out);
+	free(c->pbuf);
+	free(c->params);
+	free(c);
+}
+
+/* Close the connection C holds, and forget it in the table. */
+static void
+conn_close(struct conn *c)
+{
+	struct slot *s;
+
+	if (c->fd == -1)
+		return;
+	pthread_mutex_lock(&srv.lock);
+	s = &srv.slots[c->fd];
+	/* An fd shared with a forked child would stay in the epoll set. */
+	if (s->registered)
+		epoll_ctl(srv.ep, EPOLL_CTL_DEL, c->fd, NULL);
+	s->registered = false;
+	s->state = SLOT_FREE;
+	s->gen++;
+	pthread_mutex_unlock(&srv.lock);
+	close(c->fd);
+	c->fd = -1;
+	c->in_pos = c->in_end = 0;
+}
+
+/*
+ * Hand C's connection to epoll until it becomes readable or times out.
+ * The epoll_ctl runs under the lock: once the lock is released, another
+ * thread or the sweeper may own (and close) the fd.
+ */
+static void
+conn_park(struct conn *c, long timeout_ms)
+{
+	struct epoll_event ev;
+	struct slot *s;
+	int fd = c->fd, op;
+
+	pthread_mutex_lock(&srv.lock);
+	s = &srv.slots[fd];
+	s->state = SLOT_IDLE;
+	s->gen++;
+	s->since_ms = now_ms();
+	s->timeout_ms = timeout_ms;
+	op = s->registered ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+	ev.events = EPOLLIN | EPOLLRDHUP | EPOLLONESHOT;
+	ev.data.u64 = (uint64_t)s->gen << 32 | (uint32_t)fd;
+	if (epoll_ctl(srv.ep, op, fd, &ev) == -1) {
+		s->state = SLOT_BUSY;
+		pthread_mutex_unlock(&srv.lock);
+		wlog_limited(&rl_accept, WLOG_WARNING, "fcgi: epoll_ctl: %s", strerror(errno));
+		conn_close(c);
+		return;
+	}
+	s->registered = true;
+	srv.nidle++;
+	pthread_mutex_unlock(&srv.lock);
+	c->fd = -1;
+	c->in_pos = c->in_end = 0;
+}
+
+/* Take the parked connection KEY names, if nobody was faster.  Returns its fd or -1. */
+static int
+conn_take(uint64_t key)
+{
+	uint32_t fd = (uint32_t)key, gen = (uint32_t)(key >> 32);
+	int ret = -1;
+
+	pthread_mutex_lock(&srv.lock);
+	if (fd < srv.nslots && srv.slots[fd].state == SLOT_IDLE &&
+	    srv.slots[fd].gen == gen) {
+		srv.slots[fd].state = SLOT_BUSY;
+		srv.nidle--;
+		ret = (int)fd;
+	}
+	pthread_mutex_unlock(&srv.lock);
+	return ret;
+}
+
+static int
+conn_accept(void)
+{
+	struct timeval tv;
+	int fd, one = 1;
+
+	if ((fd = accept4(srv.listen_fd, NULL, NULL, SOCK_CLOEXEC)) == -1) {
+		switch (errno) {
+		case EAGAIN:
+		case EINTR:
+		case ECONNABORTED:
+		case EPROTO:
+			break;
+		case EMFILE:
+		case ENFILE:
+		case ENOBUFS:
+		case ENOMEM: {
+			/* The socket stays readable: pause instead of spinning. */
+			struct timespec ts = { 0, 50 * 1000 * 1000 };
+
+			wlog_limited(&rl_accept, WLOG_WARNING,
+			    "fcgi: accept: %s, pausing", strerror(errno));
+			nanosleep(&ts, NULL);
+			break;
+		}
+		default:
+			wlog_limited(&rl_accept, WLOG_ERROR, "fcgi: accept: %s",
+			    strerror(errno));
+		}
+		return -1;
+	}
+	if ((unsigned)fd >= srv.nslots) {
+		wlog_limited(&rl_accept, WLOG_WARNING,
+		    "fcgi: fd %d beyond the connection table (%u), closing", fd, srv.nslots);
+		close(fd);
+		return -1;
+	}
+	tv.tv_sec = srv.read_timeout_ms / 1000;
+	tv.tv_usec = (srv.read_timeout_ms % 1000) * 1000;
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	if (srv.tcp)
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	pthread_mutex_lock(&srv.lock);
+	srv.slots[fd].state = SLOT_BUSY;
+	pthread_mutex_unlock(&srv.lock);
+	return fd;
+}
+
+/*
+ * Wait until C holds a connection with bytes to read.  A connection with
+ * nothing to read yet (accepted before the peer wrote) is parked rather
+ * than waited on, so a peer that connects and sends nothing costs no
+ * thread.  Returns 0, or -1 when stopping.
+ */
+static int
+conn_wait(struct conn *c)
+{
+	struct epoll_event ev;
+	ssize_t n;
+	int fd;
+
+	for (;;) {
+		if (atomic_load(&srv.stopping))
+			return -1;
+		if (epoll_wait(srv.ep, &ev, 1, -1) != 1)
+			continue;
+		if (ev.data.u64 == KEY_STOP)
+			return -1;
+		if (ev.data.u64 == KEY_LISTEN)
+			fd = conn_accept();
+		else
+			fd = conn_take(ev.data.u64);
+		if (fd == -1)
+			continue;
+		c->fd = fd;
+		c->in_pos = c->in_end = 0;
+		n = recv(fd, c->in, IN_SIZE, MSG_DONTWAIT);
+		if (n > 0) {
+			c->in_end = (size_t)n;
+			return 0;
+		}
+		if (n == -1 && (errno == EAGAIN || errno == EINTR) &&
+		    !atomic_load(&srv.stopping))
+			conn_park(c, ev.data.u64 == KEY_LISTEN ? srv.read_timeout_ms : srv.keepalive_ms);
+		else
+			conn_close(c);	/* the peer closed an idle connection: normal */
+	}
+}
+
+/* ------------------------------------------------------------ reading */
+
+/*
+ * Make at least NEED (<= IN_SIZE) unread bytes available in c->in.
+ * Returns 0, or -1 with errno: ECONNRESET (peer closed), ETIMEDOUT, other.
+ */
+static int
+fill(struct conn *c, size_t need)
+{
+	ssize_t n;
+
+	if (c->in_end - c->in_pos >= need)
+		return 0;
+	if (c->in_pos + need > IN_SIZE || c->in_pos == c->in_end) {
+		memmove(c->in, c->in + c->in_pos, c->in_end - c->in_pos);
+		c->in_end -= c->in_pos;
+		c->in_pos = 0;
+	}
+	while (c->in_end - c->in_pos < need) {
+		if (c->deadline_ms != 0 && now_ms() > c->deadline_ms) {
+			errno = ETIMEDOUT;
+			return -1;
+		}
+		n = read(c->fd, c->in + c->in_end, IN_SIZE - c->in_end);
+		if (n > 0) {
+			c->in_end += (size_t)n;
+			continue;
+		}
+		if (n == 0)
+			errno = ECONNRESET;
+		else if (errno == EINTR)
+			continue;
+		else if (errno == EAGAIN)
+			errno = ETIMEDOUT;
+		return -1;
+	}
+	return 0;
+}
+
+/* Read and throw away N bytes of the stream. */
+static int
+skip(struct conn *c, size_t n)
+{
+	size_t k;
+
+	while (n > 0) {
+		if (c->in_pos == c->in_end && fill(c, 1) == -1)
+			return -1;
+		k = c->in_end - c->in_pos;
+		if (k > n)
+			k = n;
+		c->in_pos += k;
+		n -= k;
+	}
+	return 0;
+}
+
+/* Write all of IOV, whatever the partial writes. Returns 0 or -1 (errno). */
+static int
+write_all(int fd, struct iovec *iov, int iovcnt)
+{
+	ssize_t n;
+
+	while (iovcnt > 0) {
+		if ((n = writev(fd, iov, iovcnt)) == -1) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN)
+				errno = ETIMEDOUT;
+			return -1;
+		}
+		while (iovcnt > 0 && (size_t)n >= iov->iov_len) {
+			n -= (ssize_t)iov->iov_len;
+			iov++;
+			iovcnt--;
+		}
+		if (iovcnt > 0) {
+			iov->iov_base = (char *)iov->iov_base + n;
+			iov->iov_len -= (size_t)n;
+		}
+	}
+	return 0;
+}
+
+static int
+send_bytes(struct conn *c, const void *p, size_t len)
+{
+	struct iovec iov = { (void *)p, len };
+
+	return write_all(c->fd, &iov, 1);
+}
+
+static int
+send_end_request(struct conn *c, uint16_t id, uint32_t app_status, uint8_t ps)
+{
+	uint8_t rec[16];
+
+	fcgi_end_request_build(rec, id, app_status, ps);
+	return send_bytes(c, rec, sizeof(rec));
+}
+
+/*
+ * Answer a management record (request id 0) whose header is H and whose
+ * content and padding are in the buffer.  Consumes the record.
+ */
+static int
+management(struct conn *c, const struct fcgi_header *h)
+{
+	uint8_t reply[256];
+	ssize_t n;
+
+	if (fill(c, FCGI_HEADER_LEN + h->content_len + h->padding_len) == -1)
+		return -1;
+	if (h->type == FCGI_GET_VALUES) {
+		n = fcgi_get_values_build(c->in + c->in_pos + FCGI_HEADER_LEN,
+		    h->content_len, &srv.values, reply, sizeof(reply));
+		if (n == -1) {
+			wlog_limited(&rl_proto, WLOG_WARNING,
+			    "fcgi: malformed GET_VALUES record, closing");
+			errno = EBADMSG;
+			return -1;
+		}
+	} else
+		n = (ssize_t)fcgi_unknown_type_build(reply, h->type);
+	c->in_pos += FCGI_HEADER_LEN + h->content_len + h->padding_len;
+	return send_bytes(c, reply, (size_t)n);
+}
+
+/*
+ * Read the next record header into H, answering management records and
+ * refusing a second request on the way.  Returns 0, or -1 (errno).
+ */
+static int
+next_record(struct conn *c, struct fcgi_header *h, bool begun)
+{
+	for (;;) {
+		if (fill(c, FCGI_HEADER_LEN) == -1)
+			return -1;
+		if (fcgi_header_parse(c->in + c->in_pos, h) == -1) {
+			wlog_limited(&rl_proto, WLOG_WARNING,
+			    "fcgi: record version %u, not a FastCGI peer? closing", h->version);
+			errno = EPROTO;
+			return -1;
+		}
+		if (h->id == 0 && h->type >= FCGI_GET_VALUES) {
+			if (management(c, h) == -1)
+				return -1;
+			continue;
+		}
+		/* One request per connection at a time (FCGI_MPXS_CONNS=0). */
+		if (begun && h->type == FCGI_BEGIN_REQUEST && h->id != c->req.id) {
+			c->in_pos += FCGI_HEADER_LEN;
+			if (skip(c, (size_t)h->content_len + h->padding_len) == -1 ||
+			    send_end_request(c, h->id, 0, FCGI_CANT_MPX_CONN) == -1)
+				return -1;
+			continue;
+		}
+		c->in_pos += FCGI_HEADER_LEN;
+		return 0;
+	}
+}
+
+static void
+request_reset(struct conn *c, uint16_t id, bool keep)
+{
+	struct request *r = &c->req;
+
+	r->id = id;
+	r->keep_conn = keep;
+	r->params = c->params;
+	r->nparams = 0;
+	r->content_length = 0;
+	r->aborted = false;
+	r->io_error = 0;
+	r->app_status = 0;
+	c->plen = 0;
+	c->stdin_left = c->pad_left = 0;
+	c->stdin_eof = false;
+	c->broken = false;
+	c->out_len = 0;
+}
+
+static long long
+parse_content_length(const struct request *r)
+{
+	const char *v;
+	size_t len, i;
+	long long n = 0;
+
+	if ((v = request_param(r, "CONTENT_LENGTH", &len)) == NULL || len == 0 || len > 18)
+		return 0;
+	for (i = 0; i < len; i++) {
+		if (v[i] < '0' || v[i] > '9')
+			return 0;
+		n = n * 10 + (v[i] - '0');
+	}
+	return n;
+}
+
+/*
+ * Read BEGIN_REQUEST and all PARAMS of the next request on C.  Returns 0
+ * with c->req ready, or -1: the connection must be closed (already logged
+ * if it was worth it).
+ */
+static int
+read_request(struct conn *c)
+{
+	struct fcgi_header h;
+	struct request *r = &c->req;
+	const uint8_t *b;
+	bool begun = false;
+
+	c->deadline_ms = now_ms() + (uint64_t)srv.read_timeout_ms;
+	for (;;) {
+		if (next_record(c, &h, begun) == -1)
+			goto fail;
+		switch (h.type) {
+		case FCGI_BEGIN_REQUEST:
+			if (begun || h.content_len < 8 ||
+			    fill(c, (size_t)h.content_len + h.padding_len) == -1) {
+				errno = EPROTO;
+				goto fail;
+			}
+			b = c->in + c->in_pos;
+			c->in_pos += (size_t)h.content_len + h.padding_len;
+			if ((b[0] << 8 | b[1]) != FCGI_RESPONDER) {
+				if (send_end_request(c, h.id, 0, FCGI_UNKNOWN_ROLE) == -1)
+					goto fail;
+				if (!(b[2] & FCGI_KEEP_CONN))
+					return -1;
+				continue;
+			}
+			request_reset(c, h.id, b[2] & FCGI_KEEP_CONN);
+			begun = true;
+			break;
+		case FCGI_PARAMS:
+			if (!begun || h.id != r->id) {
+				if (skip(c, (size_t)h.content_len + h.padding_len) == -1)
+					goto fail;
+				break;
+			}
+			if (h.content_len == 0) {
+				if (skip(c, h.padding_len) == -1)
+					goto fail;
+				goto params_done;
+			}
+			if (c->plen + h.content_len > FCGI_PARAMS_MAX) {
+				wlog_limited(&rl_proto, WLOG_WARNING,
+				    "fcgi: request params exceed %d bytes, refused",
+				    FCGI_PARAMS_MAX);
+				send_end_request(c, r->id, 0, FCGI_OVERLOADED);
+				return -1;
+			}
+			if (fill(c, (size_t)h.content_len + h.padding_len) == -1)
+				goto fail;
+			memcpy(c->pbuf + c->plen, c->in + c->in_pos, h.content_len);
+			c->plen += h.content_len;
+			c->in_pos += (size_t)h.content_len + h.padding_len;
+			break;
+		case FCGI_ABORT_REQUEST:
+			if (skip(c, (size_t)h.content_len + h.padding_len) == -1)
+				goto fail;
+			if (begun && h.id == r->id) {
+				/* Aborted before it ran: end it, keep the connection. */
+				if (send_end_request(c, r->id, 0, FCGI_REQUEST_COMPLETE) == -1 ||
+				    !r->keep_conn)
+					return -1;
+				begun = false;
+			}
+			break;
+		case FCGI_STDIN:
+			if (begun && h.id == r->id) {
+				wlog_limited(&rl_proto, WLOG_WARNING,
+				    "fcgi: STDIN before the end of PARAMS, closing");
+				return -1;
+			}
+			/* a leftover of an aborted request: skip it */
+			__attribute__((fallthrough));
+		default:
+			if (skip(c, (size_t)h.content_len + h.padding_len) == -1)
+				goto fail;
+		}
+	}
+
+params_done:
+	c->deadline_ms = 0;
+	if (fcgi_params_parse(c->pbuf, c->plen, c->params, FCGI_NPARAMS_MAX,
+	    &r->nparams) == -1) {
+		if (errno == EMSGSIZE)
+			wlog_limited(&rl_proto, WLOG_WARNING,
+			    "fcgi: more than %d request params, refused", FCGI_NPARAMS_MAX);
+		else
+			wlog_limited(&rl_proto, WLOG_WARNING,
+			    "fcgi: malformed request params, refused");
+		send_end_request(c, r->id, 0, FCGI_OVERLOADED);
+		return -1;
+	}
+	r->content_length = parse_content_length(r);
+	return 0;
+
+fail:
+	c->deadline_ms = 0;
+	if (errno == ETIMEDOUT)
+		wlog_limited(&rl_timeout, WLOG_WARNING,
+		    "fcgi: peer sent an incomplete request within read_timeout (%ld ms), closing",
+		    srv.read_timeout_ms);
+	else if (errno == EPROTO || errno == EBADMSG)
+		wlog_limited(&rl_proto, WLOG_WARNING,
+		    "fcgi: protocol error from peer, closing");
+	/* ECONNRESET (peer closed between requests) is normal. */
+	return -1;
+}
+
+/* Wait for C to hold a request; see fcgi.h. */
+struct request *
+fcgi_next(struct conn *c)
+{
+	for (;;) {
+		if (atomic_load(&srv.stopping)) {
+			conn_close(c);
+			return NULL;
+		}
+		if (c->fd == -1 && conn_wait(c) == -1)
+			return NULL;
+		if (read_request(c) == 0)
+			return &c->req;
+		conn_close(c);
+	}
+}
+
+static int
+io_fail(struct request *r, int err)
+{
+	if (r->io_error == 0)
+		r->io_error = err;
+	if (err != ETIMEDOUT)
+		r->aborted = true;
+	r->conn->broken = true;
+	return -1;
+}
+
+/* Advance to the next STDIN record of R. Returns 0 or -1 (r->io_error set). */
+static int
+next_stdin(struct request *r)
+{
+	struct conn *c = r->conn;
+	struct fcgi_header h;
+
+	if (skip(c, c->pad_left) == -1)
+		return io_fail(r, errno);
+	c->pad_left = 0;
+	for (;;) {
+		if (next_record(c, &h, true) == -1)
+			return io_fail(r, errno);
+		if (h.id == r->id && h.type == FCGI_STDIN) {
+			c->stdin_left = h.content_len;
+			c->pad_left = h.padding_len;
+			if (h.content_len == 0) {
+				c->stdin_eof = true;
+				if (skip(c, h.padding_len) == -1)
+					return io_fail(r, errno);
+				c->pad_left = 0;
+			}
+			return 0;
+		}
+		if (skip(c, (size_t)h.content_len + h.padding_len) == -1)
+			return io_fail(r, errno);
+		if (h.id == r->id && h.type == FCGI_ABORT_REQUEST) {
+			r->aborted = true;
+			c->stdin_eof = true;
+			if (r->io_error == 0)
+				r->io_error = ECONNABORTED;
+			return -1;
+		}
+		if (h.id == r->id && h.type == FCGI_BEGIN_REQUEST) {
+			c->broken = true;
+			return io_fail(r, EPROTO);
+		}
+	}
+}
+
+/* Read up to LEN bytes of the body; see worker.h. */
+ssize_t
+request_read(struct request *r, void *buf, size_t len)
+{
+	struct conn *c = r->conn;
+	size_t n, avail;
+	ssize_t k;
+
+	if (r->io_error)
+		return -1;
+	if (len == 0)
+		return 0;
+	while (c->stdin_left == 0) {
+		if (c->stdin_eof)
+			return 0;
+		if (next_stdin(r) == -1)
+			return -1;
+	}
+	n = len < c->stdin_left ? len : c->stdin_left;
+	avail = c->in_end - c->in_pos;
+	if (avail == 0 && n >= DIRECT_READ_MIN) {
+		/* Big bodies go straight to the caller: no copy. */
+		for (;;) {
+			k = read(c->fd, buf, n);
+			if (k > 0)
+				break;
+			if (k == -1 && errno == EINTR)
+				continue;
+			return io_fail(r, k == 0 ? ECONNRESET :
+			    errno == EAGAIN ? ETIMEDOUT : errno);
+		}
+		n = (size_t)k;
+	} else {
+		if (avail == 0) {
+			if (fill(c, 1) == -1)
+				return io_fail(r, errno);
+			avail = c->in_end - c->in_pos;
+		}
+		if (n > avail)
+			n = avail;
+		memcpy(buf, c->in + c->in_pos, n);
+		c->in_pos += n;
+	}
+	c->stdin_left -= n;
+	return (ssize_t)n;
+}
+
+/* ------------------------------------------------------------ writing */
+
+/* Send the gathered STDOUT content as one record. */
+static int
+out_send(struct request *r)
+{
+	struct conn *c = r->conn;
+
+	if (c->out_len == 0)
+		return 0;
+	fcgi_header_build(c->out, FCGI_STDOUT, r->id, (uint16_t)c->out_len, 0);
+	if (send_bytes(c, c->out, FCGI_HEADER_LEN + c->out_len) == -1)
+		return io_fail(r, errno);
+	c->out_len = 0;
+	return 0;
+}
+
+/* Append LEN bytes to the response; see worker.h. */
+int
+request_write(struct request *r, const void *buf, size_t len)
+{
+	struct conn *c = r->conn;
+	const uint8_t *p = buf;
+	uint8_t hdr[WRITEV_RECORDS][FCGI_HEADER_LEN];
+	struct iovec iov[WRITEV_RECORDS * 2];
+	size_t n;
+	int i;
+
+	if (r->io_error)
+		return -1;
+	if (c->out_len > 0) {
+		n = OUT_MAX - c->out_len;
+		if (n > len)
+			n = len;
+		memcpy(c->out + FCGI_HEADER_LEN + c->out_len, p, n);
+		c->out_len += n;
+		p += n;
+		len -= n;
+		if (c->out_len == OUT_MAX && out_send(r) == -1)
+			return -1;
+	}
+	/* Whole records straight from the caller's buffer, many per writev. */
+	while (len >= OUT_MAX) {
+		for (i = 0; i < WRITEV_RECORDS && len >= OUT_MAX; i++) {
+			fcgi_header_build(hdr[i], FCGI_STDOUT, r->id, OUT_MAX, 0);
+			iov[2 * i].iov_base = hdr[i];
+			iov[2 * i].iov_len = FCGI_HEADER_LEN;
+			iov[2 * i + 1].iov_base = (void *)p;
+			iov[2 * i + 1].iov_len = OUT_MAX;
+			p += OUT_MAX;
+			len -= OUT_MAX;
+		}
+		if (write_all(c->fd, iov, 2 * i) == -1)
+			return io_fail(r, errno);
+	}
+	if (len > 0) {
+		memcpy(c->out + FCGI_HEADER_LEN + c->out_len, p, len);
+		c->out_len += len;
+	}
+	return 0;
+}
+
+/* Send what request_write() gathered; see worker.h. */
+int
+request_flush(struct request *r)
+{
+	if (r->io_error)
+		return -1;
+	return out_send(r);
+}
+
+/* Look up a param by NUL-terminated NAME; see worker.h. */
+const char *
+request_param(const struct request *r, const char *name, size_t *len)
+{
+	size_t i, nl = strlen(name);
+
+	for (i = 0; i < r->nparams; i++)
+		if (r->params[i].name_len == nl &&
+		    memcmp(r->params[i].name, name, nl) == 0) {
+			if (len != NULL)
+				*len = r->params[i].value_len;
+			return r->params[i].value;
+		}
+	return NULL;
+}
+
+/* Answer R without the application; see fcgi.h. */
+int
+fcgi_respond(struct request *r, const char *status, const char *body)
+{
+	char head[256];
+	int n;
+
+	n = snprintf(head, sizeof(head),
+	    "Status: %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
+	    "Content-Length: %zu\r\n\r\n", status, strlen(body));
+	if (n < 0 || (size_t)n >= sizeof(head))
+		return -1;
+	if (request_write(r, head, (size_t)n) == -1 ||
+	    request_write(r, body, strlen(body)) == -1)
+		return -1;
+	return 0;
+}
+
+/* Read away the body the application left, if it is small.  0 or -1. */
+static int
+drain_stdin(struct request *r)
+{
+	struct conn *c = r->conn;
+	size_t total = 0, n;
+
+	for (;;) {
+		while (c->stdin_left == 0) {
+			if (c->stdin_eof)
+				return 0;
+			if (next_stdin(r) == -1)
+				return -1;
+		}
+		n = c->stdin_left;
+		if (total + n > DRAIN_MAX)
+			return -1;
+		if (skip(c, n) == -1)
+			return io_fail(r, errno);
+		c->stdin_left = 0;
+		total += n;
+	}
+}
+
+/* Finish R; see fcgi.h. */
+void
+fcgi_end(struct request *r, int rc)
+{
+	struct conn *c = r->conn;
+	uint8_t *p;
+	size_t start, len;
+
+	if (c->broken) {
+		conn_close(c);
+		return;
+	}
+	/* ABORT_REQUEST received: the request ends with END_REQUEST as usual. */
+	if (rc == -1 && r->io_error != ECONNABORTED) {
+		/* No END_REQUEST: the web server must see the response as cut short. */
+		out_send(r);
+		conn_close(c);
+		return;
+	}
+	/* Last STDOUT record, empty STDOUT (end of stream), END_REQUEST: one write. */
+	p = c->out + FCGI_HEADER_LEN + c->out_len;
+	start = c->out_len > 0 ? 0 : FCGI_HEADER_LEN;
+	if (c->out_len > 0)
+		fcgi_header_build(c->out, FCGI_STDOUT, r->id, (uint16_t)c->out_len, 0);
+	fcgi_header_build(p, FCGI_STDOUT, r->id, 0, 0);
+	fcgi_end_request_build(p + FCGI_HEADER_LEN, r->id, (uint32_t)r->app_status,
+	    FCGI_REQUEST_COMPLETE);
+	len = FCGI_HEADER_LEN + c->out_len + FCGI_HEADER_LEN + 16 - start;
+	c->out_len = 0;
+	if (send_bytes(c, c->out + start, len) == -1) {
+		conn_close(c);
+		return;
+	}
+	if (!r->keep_conn || atomic_load(&srv.stopping) ||
+	    (!r->aborted && drain_stdin(r) == -1)) {
+		conn_close(c);
+		return;
+	}
+	/* Bytes of the next request already here: serve them without epoll. */
+	if (c->in_pos < c->in_end)
+		return;
+	conn_park(c, srv.keepalive_ms);
+}
+
+/* Graceful stop; see fcgi.h. */
+void
+fcgi_stop(void)
+{
+	uint64_t one = 1;
+
+	if (atomic_exchange(&srv.stopping, true))
+		return;
+	if (srv.ep != -1)
+		epoll_ctl(srv.ep, EPOLL_CTL_DEL, srv.listen_fd, NULL);
+	if (srv.stop_fd != -1 && write(srv.stop_fd, &one, sizeof(one)) == -1)
+		wlog(WLOG_ERROR, "fcgi: stop eventfd: %s", strerror(errno));
+}
+
+/* Close idle connections past their timeout (or all); see fcgi.h. */
+void
+fcgi_sweep(bool all)
+{
+	uint64_t now = now_ms();
+	unsigned i;
+
+	pthread_mutex_lock(&srv.lock);
+	for (i = 0; i < srv.nslots && srv.nidle > 0; i++) {
+		struct slot *s = &srv.slots[i];
+
+		if (s->state != SLOT_IDLE ||
+		    (!all && now - s->since_ms < (uint64_t)s->timeout_ms))
+			continue;
+		epoll_ctl(srv.ep, EPOLL_CTL_DEL, (int)i, NULL);
+		close((int)i);
+		s->state = SLOT_FREE;
+		s->registered = false;
+		s->gen++;
+		srv.nidle--;
+	}
+	pthread_mutex_unlock(&srv.lock);
+}
+
+/* Connections currently parked idle in epoll. */
+unsigned
+fcgi_idle_count(void)
+{
+	unsigned n;
+
+	pthread_mutex_lock(&srv.lock);
+	n = srv.nidle;
+	pthread_mutex_unlock(&srv.lock);
+	return n;
+}

@@ -1,2 +1,618 @@
-/* main.c - placeholder, being written */
-int main(void) { return 0; }
+/*
+ * main.c - fcgi-pm-worker's host: command line, signals, request threads,
+ * scoreboard, recycling limits, shutdown.
+ *
+ * Start-up runs in a fixed order: parse arguments, chdir, check fd 0,
+ * map the scoreboard, block the asynchronous signals (so every thread
+ * created later, by us or by the app, inherits the mask), load the app,
+ * start the request threads, then wait for signals in the main thread.
+ *
+ * Exit codes: 0 done (graceful stop, max_requests, max_rss), 3 the app
+ * could not be loaded (the master backs off), 64 usage, 71 start-up
+ * failure, 78 configuration (bad fd 0, scoreboard mismatch, chdir).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <pthread.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "embed/fcgi.h"
+#include "embed/worker.h"
+#include "fcgi-pm/scoreboard.h"
+
+#define EXIT_APP	3
+#define EXIT_USAGE	64
+#define EXIT_OSERR	71
+#define EXIT_CONFIG	78
+#define FINALIZE_TIMEOUT 10	/* seconds python_finalize() may take */
+
+static struct worker_opts opts = {
+	.pool = "-",
+	.threads = 1,
+	.read_timeout_ms = 30000,
+	.keepalive_timeout_ms = 75000,
+	.scoreboard_fd = -1,
+	.slowlog_fd = -1,
+};
+const struct worker_opts *worker_opts = &opts;
+
+static struct sb_slot *sb;		/* our scoreboard slot, NULL standalone */
+static int statm_fd = -1;		/* /proc/self/statm, for RSS after each request */
+static int wake_fd = -1;		/* eventfd: a request thread asks main to stop */
+static _Atomic long nrequests;		/* finished, all threads */
+static _Atomic int stop_reason;		/* why a thread asked to stop (enum below) */
+static sigset_t orig_mask;		/* restored in forked children */
+
+enum { STOP_NONE, STOP_MAX_REQUESTS, STOP_MAX_RSS };
+
+static struct wlog_ratelimit rl_queue = { .interval = 10, .burst = 5 };
+
+static uint64_t
+realtime_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+static uint64_t
+thread_cpu_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+/* Current RSS in KB, 0 if unknown. */
+static uint64_t
+rss_kb(void)
+{
+	char buf[128];
+	unsigned long size, res;
+	ssize_t n;
+
+	if (statm_fd == -1 || (n = pread(statm_fd, buf, sizeof(buf) - 1, 0)) <= 0)
+		return 0;
+	buf[n] = '\0';
+	if (sscanf(buf, "%lu %lu", &size, &res) != 2)
+		return 0;
+	return (uint64_t)res * (uint64_t)(sysconf(_SC_PAGESIZE) / 1024);
+}
+
+/* ------------------------------------------------------------ arguments */
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+"usage: fcgi-pm-worker --module PKG.MOD:CALLABLE [options]\n"
+"Serve a WSGI application over FastCGI on the listening socket on fd 0.\n"
+"  --module M:C            the WSGI application (required)\n"
+"  --pool NAME             pool name for log lines\n"
+"  --chdir DIR             working directory\n"
+"  --virtualenv DIR        virtualenv to use\n"
+"  --script-name PREFIX    mount point (SCRIPT_NAME) override\n"
+"  --python-path DIR       add DIR to sys.path (repeatable)\n"
+"  --threads N             request threads (default 1)\n"
+"  --max-requests N        exit gracefully after N requests (0 = never)\n"
+"  --max-rss KB            exit gracefully once RSS exceeds KB (0 = never)\n"
+"  --read-timeout MS       drop a peer that stalls this long (default 30000)\n"
+"  --keepalive-timeout MS  close idle kept connections after MS (default 75000)\n"
+"  --queue-timeout MS      answer 503 to requests queued longer (REQUEST_START)\n"
+"  --scoreboard FD:SLOT    scoreboard memfd and slot (under fcgi-pm)\n"
+"  --slowlog-fd FD         where slow-request tracebacks go (SIGUSR2)\n"
+"  --help, --version\n");
+}
+
+static int
+parse_long(const char *s, long min, long max, long *out)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0' || v < min || v > max)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+/* Fill opts from ARGV; exits 64 on a usage error. */
+static void
+parse_args(int argc, char **argv)
+{
+	enum { O_MODULE = 256, O_POOL, O_CHDIR, O_VENV, O_SCRIPT, O_PYPATH,
+	    O_THREADS, O_MAXREQ, O_MAXRSS, O_READTO, O_KEEPTO, O_QUEUETO,
+	    O_SB, O_SLOWLOG };
+	static const struct option lopts[] = {
+		{ "module", required_argument, NULL, O_MODULE },
+		{ "pool", required_argument, NULL, O_POOL },
+		{ "chdir", required_argument, NULL, O_CHDIR },
+		{ "virtualenv", required_argument, NULL, O_VENV },
+		{ "script-name", required_argument, NULL, O_SCRIPT },
+		{ "python-path", required_argument, NULL, O_PYPATH },
+		{ "threads", required_argument, NULL, O_THREADS },
+		{ "max-requests", required_argument, NULL, O_MAXREQ },
+		{ "max-rss", required_argument, NULL, O_MAXRSS },
+		{ "read-timeout", required_argument, NULL, O_READTO },
+		{ "keepalive-timeout", required_argument, NULL, O_KEEPTO },
+		{ "queue-timeout", required_argument, NULL, O_QUEUETO },
+		{ "scoreboard", required_argument, NULL, O_SB },
+		{ "slowlog-fd", required_argument, NULL, O_SLOWLOG },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	static const char **pypath;
+	size_t npath = 0;
+	long v, slot;
+	char *colon;
+	int ch;
+
+	if ((pypath = calloc((size_t)argc + 1, sizeof(*pypath))) == NULL)
+		exit(EXIT_OSERR);
+	opts.python_path = pypath;
+	while ((ch = getopt_long(argc, argv, "hV", lopts, NULL)) != -1) {
+		switch (ch) {
+		case O_MODULE: opts.module = optarg; break;
+		case O_POOL: opts.pool = optarg; break;
+		case O_CHDIR: opts.chdir = optarg; break;
+		case O_VENV: opts.virtualenv = optarg; break;
+		case O_SCRIPT: opts.script_name = optarg; break;
+		case O_PYPATH: pypath[npath++] = optarg; break;
+		case O_THREADS:
+			if (parse_long(optarg, 1, 1024, &v) == -1)
+				goto bad;
+			opts.threads = (int)v;
+			break;
+		case O_MAXREQ:
+			if (parse_long(optarg, 0, LONG_MAX, &opts.max_requests) == -1)
+				goto bad;
+			break;
+		case O_MAXRSS:
+			if (parse_long(optarg, 0, LONG_MAX, &opts.max_rss_kb) == -1)
+				goto bad;
+			break;
+		case O_READTO:
+			if (parse_long(optarg, 1, 86400000, &opts.read_timeout_ms) == -1)
+				goto bad;
+			break;
+		case O_KEEPTO:
+			if (parse_long(optarg, 1, 86400000, &opts.keepalive_timeout_ms) == -1)
+				goto bad;
+			break;
+		case O_QUEUETO:
+			if (parse_long(optarg, 0, 86400000, &opts.queue_timeout_ms) == -1)
+				goto bad;
+			break;
+		case O_SB:
+			if ((colon = strchr(optarg, ':')) == NULL)
+				goto bad;
+			*colon = '\0';
+			if (parse_long(optarg, 0, INT_MAX, &v) == -1 ||
+			    parse_long(colon + 1, 0, INT_MAX, &slot) == -1) {
+				*colon = ':';
+				goto bad;
+			}
+			*colon = ':';
+			opts.scoreboard_fd = (int)v;
+			opts.scoreboard_slot = (int)slot;
+			opts.multiprocess = true;
+			break;
+		case O_SLOWLOG:
+			if (parse_long(optarg, 0, INT_MAX, &v) == -1)
+				goto bad;
+			opts.slowlog_fd = (int)v;
+			break;
+		case 'h':
+			usage(stdout);
+			exit(0);
+		case 'V':
+			printf("fcgi-pm-worker %s\n", FCGI_PM_VERSION);
+			exit(0);
+		default:
+			usage(stderr);
+			exit(EXIT_USAGE);
+		}
+	}
+	if (optind != argc) {
+		fprintf(stderr, "fcgi-pm-worker: unexpected argument '%s'\n", argv[optind]);
+		exit(EXIT_USAGE);
+	}
+	if (opts.module == NULL) {
+		fprintf(stderr, "fcgi-pm-worker: --module is required\n");
+		usage(stderr);
+		exit(EXIT_USAGE);
+	}
+	return;
+bad:
+	fprintf(stderr, "fcgi-pm-worker: bad value '%s' for --%s\n", optarg,
+	    lopts[ch - O_MODULE].name);
+	exit(EXIT_USAGE);
+}
+
+/* ----------------------------------------------------------- scoreboard */
+
+/* Map the pool's scoreboard and find our slot; exits 78 on a mismatch. */
+static void
+scoreboard_attach(void)
+{
+	struct sb_header *h;
+	struct stat st;
+	size_t size;
+
+	if (fstat(opts.scoreboard_fd, &st) == -1 ||
+	    (size_t)st.st_size < sizeof(struct sb_header)) {
+		wlog(WLOG_ERROR, "scoreboard fd %d: %s", opts.scoreboard_fd,
+		    errno ? strerror(errno) : "too small");
+		exit(EXIT_CONFIG);
+	}
+	size = (size_t)st.st_size;
+	h = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, opts.scoreboard_fd, 0);
+	if (h == MAP_FAILED) {
+		wlog(WLOG_ERROR, "scoreboard fd %d: mmap: %s", opts.scoreboard_fd,
+		    strerror(errno));
+		exit(EXIT_CONFIG);
+	}
+	if (h->magic != SB_MAGIC || h->version != SB_VERSION) {
+		wlog(WLOG_ERROR, "scoreboard magic %#x version %u, this worker wants "
+		    "%#x version %u: fcgi-pm and fcgi-pm-worker do not match",
+		    h->magic, h->version, SB_MAGIC, SB_VERSION);
+		exit(EXIT_CONFIG);
+	}
+	if ((uint32_t)opts.scoreboard_slot >= h->nslots ||
+	    h->nthreads < (uint32_t)opts.threads ||
+	    h->slot_size < sb_slot_size(h->nthreads) ||
+	    sb_total_size(h->nslots, h->nthreads) > size) {
+		wlog(WLOG_ERROR, "scoreboard: slot %d of %u, %u threads per slot for "
+		    "%d threads: does not fit", opts.scoreboard_slot, h->nslots,
+		    h->nthreads, opts.threads);
+		exit(EXIT_CONFIG);
+	}
+	sb = sb_slot_at(h, (uint32_t)opts.scoreboard_slot);
+}
+
+static void
+sb_set_state(enum sb_worker_state st)
+{
+	if (sb == NULL)
+		return;
+	sb_write_begin(&sb->seq);
+	sb->state = st;
+	if (st == SB_WORKER_STARTING) {
+		sb->pid = getpid();
+		sb->start_us = realtime_us();
+		sb->rss_kb = rss_kb();
+	}
+	sb_write_end(&sb->seq);
+}
+
+static void
+copy_param(char *dst, size_t size, const struct request *r, const char *name)
+{
+	const char *v;
+	size_t len;
+
+	if ((v = request_param(r, name, &len)) == NULL)
+		len = 0;
+	if (len >= size)
+		len = size - 1;
+	memcpy(dst, v ? v : "", len);
+	dst[len] = '\0';
+}
+
+/* ------------------------------------------------------ request threads */
+
+struct thread {
+	pthread_t tid;
+	int index;
+	struct conn *conn;
+};
+
+/* Is R older than --queue-timeout, per nginx's REQUEST_START ($msec)? */
+static bool
+queued_too_long(const struct request *r, uint64_t now_us, double *age_ms)
+{
+	char buf[32];
+	const char *v;
+	size_t len;
+	double start;
+	char *end;
+
+	if (opts.queue_timeout_ms <= 0 ||
+	    (v = request_param(r, "REQUEST_START", &len)) == NULL ||
+	    len == 0 || len >= sizeof(buf))
+		return false;
+	memcpy(buf, v, len);
+	buf[len] = '\0';
+	if (buf[0] == 't' && buf[1] == '=')	/* "t=..." as some proxies send it */
+		memmove(buf, buf + 2, len - 1);
+	start = strtod(buf, &end);
+	if (end == buf || start <= 0)
+		return false;
+	*age_ms = (double)now_us / 1000.0 - start * 1000.0;
+	return *age_ms > (double)opts.queue_timeout_ms;
+}
+
+static void
+request_stop(int reason)
+{
+	uint64_t one = 1;
+	int expected = STOP_NONE;
+
+	if (atomic_compare_exchange_strong(&stop_reason, &expected, reason) &&
+	    write(wake_fd, &one, sizeof(one)) == -1)
+		wlog(WLOG_ERROR, "wake eventfd: %s", strerror(errno));
+}
+
+/* Serve R on thread T: scoreboard, queue timeout, the app, limits. */
+static void
+serve(struct thread *t, struct request *r)
+{
+	struct sb_thread *st = sb ? &sb->threads[t->index] : NULL;
+	uint64_t start_us = realtime_us(), cpu0 = thread_cpu_us(), end_us, rss;
+	double age_ms;
+	long total;
+	int rc;
+
+	if (st != NULL) {
+		sb_write_begin(&st->seq);
+		st->state = SB_THREAD_BUSY;
+		st->req_start_us = start_us;
+		st->req_content_length = (uint64_t)r->content_length;
+		copy_param(st->req_method, sizeof(st->req_method), r, "REQUEST_METHOD");
+		copy_param(st->req_uri, sizeof(st->req_uri), r, "REQUEST_URI");
+		sb_write_end(&st->seq);
+	}
+
+	if (queued_too_long(r, start_us, &age_ms)) {
+		char uri[128];
+
+		copy_param(uri, sizeof(uri), r, "REQUEST_URI");
+		wlog_limited(&rl_queue, WLOG_WARNING,
+		    "request %s waited %.0f ms in the queue, more than queue_timeout "
+		    "(%ld ms): answered 503", uri, age_ms, opts.queue_timeout_ms);
+		rc = fcgi_respond(r, "503 Service Unavailable",
+		    "503 Service Unavailable: the server is overloaded, try again later.\n");
+	} else
+		rc = wsgi_handle(r);
+	fcgi_end(r, rc);
+
+	total = atomic_fetch_add(&nrequests, 1) + 1;
+	rss = (sb != NULL || opts.max_rss_kb > 0) ? rss_kb() : 0;
+	if (st != NULL) {
+		struct rusage ru;
+
+		end_us = realtime_us();
+		getrusage(RUSAGE_SELF, &ru);
+		sb_write_begin(&st->seq);
+		st->state = SB_THREAD_IDLE;
+		st->requests++;
+		st->last_end_us = end_us;
+		st->last_duration_us = end_us - start_us;
+		st->last_cpu_us = thread_cpu_us() - cpu0;
+		st->last_rss_kb = (uint64_t)ru.ru_maxrss;
+		sb_write_end(&st->seq);
+		atomic_fetch_add(&sb->requests, 1);
+		sb_write_begin(&sb->seq);
+		sb->rss_kb = rss;
+		sb_write_end(&sb->seq);
+	}
+	if (opts.max_requests > 0 && total >= opts.max_requests)
+		request_stop(STOP_MAX_REQUESTS);
+	if (opts.max_rss_kb > 0 && rss > (uint64_t)opts.max_rss_kb &&
+	    atomic_load(&stop_reason) == STOP_NONE) {
+		wlog(WLOG_NOTICE, "worker RSS %llu KB exceeds max_rss (%ld KB) after %ld "
+		    "requests: exiting gracefully", (unsigned long long)rss,
+		    opts.max_rss_kb, total);
+		request_stop(STOP_MAX_RSS);
+	}
+}
+
+static void *
+request_thread(void *arg)
+{
+	struct thread *t = arg;
+	struct request *r;
+
+	python_thread_begin();
+	while ((r = fcgi_next(t->conn)) != NULL)
+		serve(t, r);
+	python_thread_end();
+	return NULL;
+}
+
+/* ------------------------------------------------------------ shutdown */
+
+static void *
+finalize_watchdog(void *arg)
+{
+	struct timespec ts = { FINALIZE_TIMEOUT, 0 };
+
+	(void)arg;
+	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+		;
+	wlog(WLOG_WARNING, "python finalization took more than %d s, exiting now",
+	    FINALIZE_TIMEOUT);
+	_exit(0);
+}
+
+/*
+ * Graceful stop: accept nothing more, let the requests in flight finish,
+ * close idle kept connections, join the threads, then finalize Python
+ * (atexit handlers, DB connections) under a watchdog.
+ */
+static void __attribute__((noreturn))
+shutdown_gracefully(struct thread *threads, int n)
+{
+	pthread_t wd;
+	int i;
+
+	sb_set_state(SB_WORKER_ENDING);
+	fcgi_stop();
+	fcgi_sweep(true);
+	for (i = 0; i < n; i++)
+		pthread_join(threads[i].tid, NULL);
+	fcgi_sweep(true);
+	if (pthread_create(&wd, NULL, finalize_watchdog, NULL) != 0)
+		wlog(WLOG_WARNING, "finalize watchdog: cannot start");
+	python_finalize();
+	_exit(0);
+}
+
+/* In a child forked by the app, undo our signal blocking (exec keeps the mask). */
+static void
+atfork_child(void)
+{
+	pthread_sigmask(SIG_SETMASK, &orig_mask, NULL);
+}
+
+int
+main(int argc, char **argv)
+{
+	struct fcgi_server_conf sc;
+	struct signalfd_siginfo si;
+	struct pollfd pfd[2];
+	struct thread *threads;
+	sigset_t mask;
+	socklen_t len;
+	int sfd, i, listening = 0, timeout;
+	const char *dbg;
+
+	parse_args(argc, argv);
+	if ((dbg = getenv("FCGI_PM_WORKER_DEBUG")) != NULL && *dbg && *dbg != '0')
+		wlog_set_level(WLOG_DEBUG);
+	if (opts.chdir != NULL && chdir(opts.chdir) == -1) {
+		wlog(WLOG_ERROR, "chdir %s: %s", opts.chdir, strerror(errno));
+		exit(EXIT_CONFIG);
+	}
+
+	/* fd 0 is the listening socket (FastCGI convention). */
+	len = sizeof(listening);
+	if (getsockopt(0, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) == -1 || !listening) {
+		wlog(WLOG_ERROR, "fd 0 is not a listening socket: run under fcgi-pm, "
+		    "spawn-fcgi or a web server that passes one");
+		exit(EXIT_CONFIG);
+	}
+	/* O_NONBLOCK is shared with every worker of the pool: all use epoll. */
+	if (fcntl(0, F_SETFL, fcntl(0, F_GETFL) | O_NONBLOCK) == -1) {
+		wlog(WLOG_ERROR, "fd 0: O_NONBLOCK: %s", strerror(errno));
+		exit(EXIT_OSERR);
+	}
+	if (opts.scoreboard_fd != -1)
+		scoreboard_attach();
+	if (sb != NULL || opts.max_rss_kb > 0)
+		statm_fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+	sb_set_state(SB_WORKER_STARTING);
+
+	/*
+	 * Block the asynchronous signals before any thread exists, so every
+	 * thread (ours, the app's) inherits the mask and only the main thread
+	 * sees them, through signalfd.  SIGUSR2 stays open for the slowlog
+	 * traceback.  SIGPIPE ignored: a gone peer is an EPIPE, not a death.
+	 */
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGQUIT);
+	sigaddset(&mask, SIGHUP);
+	sigaddset(&mask, SIGUSR1);
+	sigaddset(&mask, SIGCHLD);
+	sigaddset(&mask, SIGALRM);
+	if (pthread_sigmask(SIG_BLOCK, &mask, &orig_mask) != 0 ||
+	    (sfd = signalfd(-1, &mask, SFD_CLOEXEC)) == -1) {
+		wlog(WLOG_ERROR, "signals: %s", strerror(errno));
+		exit(EXIT_OSERR);
+	}
+	signal(SIGPIPE, SIG_IGN);
+	pthread_atfork(NULL, NULL, atfork_child);
+	if ((wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) == -1) {
+		wlog(WLOG_ERROR, "eventfd: %s", strerror(errno));
+		exit(EXIT_OSERR);
+	}
+
+	if (python_init(&opts) == -1)
+		exit(EXIT_APP);
+	if (opts.slowlog_fd != -1 && python_register_slowlog(opts.slowlog_fd, SIGUSR2) == -1)
+		wlog(WLOG_WARNING, "slowlog: cannot register the traceback dump on SIGUSR2");
+
+	sc.listen_fd = 0;
+	sc.threads = opts.threads;
+	sc.read_timeout_ms = opts.read_timeout_ms;
+	sc.keepalive_timeout_ms = opts.keepalive_timeout_ms;
+	if (fcgi_server_init(&sc) == -1)
+		exit(EXIT_OSERR);
+	if ((threads = calloc((size_t)opts.threads, sizeof(*threads))) == NULL)
+		exit(EXIT_OSERR);
+	for (i = 0; i < opts.threads; i++) {
+		threads[i].index = i;
+		if ((threads[i].conn = fcgi_conn_new()) == NULL) {
+			wlog(WLOG_ERROR, "request thread buffers: %s", strerror(errno));
+			exit(EXIT_OSERR);
+		}
+		if ((errno = pthread_create(&threads[i].tid, NULL, request_thread,
+		    &threads[i])) != 0) {
+			wlog(WLOG_ERROR, "request thread: %s", strerror(errno));
+			exit(EXIT_OSERR);
+		}
+	}
+	sb_set_state(SB_WORKER_READY);
+	wlog(WLOG_DEBUG, "worker %d ready: %s, %d threads", (int)getpid(),
+	    opts.module, opts.threads);
+
+	/* The sweeper wakes often enough to close idle connections on time. */
+	timeout = (int)(opts.keepalive_timeout_ms / 4);
+	if (timeout > 1000)
+		timeout = 1000;
+	if (timeout < 50)
+		timeout = 50;
+	pfd[0].fd = sfd;
+	pfd[0].events = POLLIN;
+	pfd[1].fd = wake_fd;
+	pfd[1].events = POLLIN;
+	for (;;) {
+		if (poll(pfd, 2, timeout) == -1 && errno != EINTR) {
+			wlog(WLOG_ERROR, "poll: %s", strerror(errno));
+			_exit(EXIT_OSERR);
+		}
+		fcgi_sweep(false);
+		if (pfd[1].revents & POLLIN) {
+			if (atomic_load(&stop_reason) == STOP_MAX_REQUESTS)
+				wlog(WLOG_NOTICE, "served max_requests (%ld): exiting gracefully",
+				    opts.max_requests);
+			shutdown_gracefully(threads, opts.threads);
+		}
+		if (!(pfd[0].revents & POLLIN) || read(sfd, &si, sizeof(si)) != sizeof(si))
+			continue;
+		switch (si.ssi_signo) {
+		case SIGQUIT:
+			wlog(WLOG_DEBUG, "SIGQUIT: stopping gracefully");
+			shutdown_gracefully(threads, opts.threads);
+		case SIGTERM:
+		case SIGINT:
+			_exit(0);
+		default:
+			/* HUP, USR1: nothing to reload or reopen (stderr is a pipe);
+			 * CHLD: the app reaps its own children. */
+			break;
+		}
+	}
+}
