@@ -1,0 +1,79 @@
+#!/usr/bin/python3
+"""count-results.py - the closing line of ./test.sh and .ci/run.
+
+Reads meson's testlog.json (one JSON object per test) and counts every TAP
+line of every test: "ok N" passes, "not ok N" fails ("# SKIP" and "# TODO"
+lines are counted apart).  A test that ended badly (FAIL, TIMEOUT, ERROR,
+crash) without any "not ok" line counts as one more failure, so a test that
+crashed before printing TAP is never lost; a non-TAP test counts once, by
+its result.  Prints the failures' names, then "N passed, M failed"; exits 0
+only if M == 0.
+
+usage: count-results.py [BUILD_DIR/meson-logs/testlog.json]
+"""
+import json
+import re
+import sys
+
+TAP = re.compile(r"^(not ok|ok)\b(.*)$")
+DIRECTIVE = re.compile(r"#\s*(skip|todo)\b", re.I)
+BAD = {"FAIL", "TIMEOUT", "ERROR", "UNEXPECTEDPASS"}
+
+
+def main():
+    path = sys.argv[1] if len(sys.argv) > 1 else "build/meson-logs/testlog.json"
+    passed = failed = skipped = 0
+    failures = []
+    try:
+        lines = open(path, encoding="utf-8", errors="replace").read().splitlines()
+    except OSError as e:
+        print("count-results: cannot read %s: %s" % (path, e))
+        print("0 passed, 1 failed")
+        return 1
+    for line in lines:
+        if not line.strip():
+            continue
+        t = json.loads(line)
+        name, result = t.get("name", "?"), t.get("result", "?")
+        out = t.get("stdout") or ""
+        t_pass = t_fail = t_skip = 0
+        for l in out.splitlines():
+            m = TAP.match(l.strip())
+            if not m:
+                continue
+            d = DIRECTIVE.search(m.group(2))
+            if d:
+                t_skip += 1
+            elif m.group(1) == "ok":
+                t_pass += 1
+            else:
+                t_fail += 1
+                failures.append("%s: %s" % (name, l.strip()))
+        if t_pass + t_fail + t_skip == 0:
+            # no TAP at all: exit-code test, or a TAP test that crashed early
+            if result == "OK" or result == "EXPECTEDFAIL":
+                t_pass = 1
+            elif result == "SKIP":
+                t_skip = 1
+            else:
+                t_fail = 1
+                failures.append("%s: %s (no TAP output)" % (name, result))
+        elif result in BAD and t_fail == 0:
+            t_fail = 1
+            failures.append("%s: %s after %d ok lines (crash, timeout or bad plan)"
+                            % (name, result, t_pass))
+        passed += t_pass
+        failed += t_fail
+        skipped += t_skip
+    if failures:
+        print("failed:")
+        for f in failures:
+            print("  " + f)
+    if skipped:
+        print("%d skipped" % skipped)
+    print("%d passed, %d failed" % (passed, failed))
+    return 0 if failed == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
