@@ -526,7 +526,7 @@ head_build(PyObject *status, PyObject *headers, long long *clen)
 	}
 
 	*clen = -1;
-	total = sizeof("Status: \r\n") - 1 + slen + 2;
+	total = sizeof("Status: \r\n") - 1 + slen;
 	n = PyList_GET_SIZE(headers);
 	for (i = 0; i < n; i++) {
 		item = PyList_GET_ITEM(headers, i);	/* borrowed */
