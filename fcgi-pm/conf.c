@@ -217,9 +217,9 @@ parse_size(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
 		return -1;
 	}
 	while (isdigit((unsigned char)*end)) {
-		n = n * 10 + (*end++ - '0');
-		if (n > LONG_MAX / 10)
+		if (n > (LONG_MAX - (*end - '0')) / 10)
 			goto toolarge;
+		n = n * 10 + (*end++ - '0');
 	}
 	if (end == value)
 		goto bad;
@@ -483,14 +483,21 @@ is_dotted(const char *s, size_t len)
 	}
 }
 
+static char *expand_pool(struct loader *, const char *, const char *);
+
+/* "package.module:callable" or "package.module", once `$pool` is expanded. */
 static int
 validate_module(cfg_t *cfg, cfg_opt_t *opt)
 {
 	const char *v = last_str(opt);
-	const char *colon = strchr(v, ':');
-	size_t mlen = colon ? (size_t)(colon - v) : strlen(v);
+	char *x = cur && cfg_title(cfg) ? expand_pool(cur, v, cfg_title(cfg)) : NULL;
+	const char *m = x ? x : v;
+	const char *colon = strchr(m, ':');
+	size_t mlen = colon ? (size_t)(colon - m) : strlen(m);
+	bool ok = is_dotted(m, mlen) && (!colon || is_dotted(colon + 1, strlen(colon + 1)));
 
-	if (!is_dotted(v, mlen) || (colon && !is_dotted(colon + 1, strlen(colon + 1)))) {
+	free(x);
+	if (!ok) {
 		cfg_error(cfg, "option '%s': '%s' is not 'package.module:callable' "
 		    "or 'package.module'", cfg_opt_name(opt), v);
 		return -1;
