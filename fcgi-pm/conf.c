@@ -56,6 +56,8 @@ struct loader {
 	int *pool_lines;		/* line of each top-level `pool`, in order */
 	size_t npool_lines;
 	int include_dir_line;
+	int open_quote_line;		/* a quote never closed starts here */
+	int open_brace_line;		/* a '{' never closed is here */
 };
 
 static struct loader *cur;
@@ -717,6 +719,9 @@ conf_errfunc(cfg_t *cfg, const char *fmt, va_list ap)
 			loader_error(cur, cur->file, line, "option '%s': global directive "
 			    "not allowed in a site file (only pool sections; move it to the "
 			    "main file)", name);
+		else if (cfg && strcmp(cfg->name, "root") == 0 && is_option(pool_opts, name))
+			loader_error(cur, cur->file, line, "option '%s': allowed only "
+			    "inside a pool section (pool NAME { ... })", name);
 		else if ((a = php_fpm_alias(name, alias, sizeof(alias))) != NULL)
 			loader_error(cur, cur->file, line,
 			    "option '%s': unknown option (fcgi-pm calls it '%s')", name, a);
@@ -730,6 +735,18 @@ conf_errfunc(cfg_t *cfg, const char *fmt, va_list ap)
 	} else if (sscanf(msg, "missing equal sign after option '%127[^']'", name) == 1) {
 		loader_error(cur, cur->file, line, "option '%s': missing '=' after the "
 		    "option name", name);
+	} else if (sscanf(msg, "missing title for section '%127[^']'", name) == 1) {
+		loader_error(cur, cur->file, line, "option '%s': missing the pool name "
+		    "(pool NAME { ... })", name);
+	} else if (sscanf(msg, "missing opening brace for section '%127[^']'", name) == 1) {
+		loader_error(cur, cur->file, line, "option '%s': missing '{' after the "
+		    "pool name", name);
+	} else if ((strcmp(msg, "premature end of file") == 0 ||
+	    strcmp(msg, "unterminated string constant") == 0) && cur->open_quote_line) {
+		loader_error(cur, cur->file, cur->open_quote_line, "syntax error: "
+		    "the string that starts on this line has no closing quote");
+	} else if (strncmp(msg, "unexpected ", 11) == 0 || strcmp(msg, "premature end of file") == 0) {
+		loader_error(cur, cur->file, line, "syntax error: %s", msg);
 	} else
 		loader_error(cur, cur->file, line, "%s", msg);
 }
@@ -796,6 +813,7 @@ scan_file(struct loader *ld, char *buf)
 			}
 		} else if (*p == '"' || *p == '\'') {
 			quote = *p++;
+			ld->open_quote_line = line;
 			while (*p != '\0' && *p != quote) {
 				if (*p == '\\' && p[1] != '\0')
 					p++;
@@ -803,14 +821,17 @@ scan_file(struct loader *ld, char *buf)
 					line++;
 				p++;
 			}
-			if (*p != '\0')
+			if (*p != '\0') {
+				ld->open_quote_line = 0;
 				p++;
+			}
 		} else if (*p == '{') {
-			depth++;
+			if (depth++ == 0)
+				ld->open_brace_line = line;
 			p++;
 		} else if (*p == '}') {
-			if (depth > 0)
-				depth--;
+			if (depth > 0 && --depth == 0)
+				ld->open_brace_line = 0;
 			p++;
 		} else if (is_word_char(p)) {
 			for (w = p; is_word_char(p); p++)
@@ -893,7 +914,16 @@ parse_file(struct loader *ld, const char *file, bool site)
 	ld->site = site;
 	ld->npool_lines = 0;
 	ld->include_dir_line = 0;
+	ld->open_quote_line = 0;
+	ld->open_brace_line = 0;
 	scan_file(ld, buf);
+	if (ld->open_brace_line && !ld->open_quote_line) {
+		/* libconfuse 3.3 accepts a section left open at the end of file */
+		loader_error(ld, file, ld->open_brace_line, "syntax error: the '{' "
+		    "on this line is never closed");
+		free(buf);
+		return NULL;
+	}
 
 	if ((cfg = cfg_init(site ? site_opts : main_opts, CFGF_NONE)) == NULL) {
 		ld->oom = true;
