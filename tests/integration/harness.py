@@ -53,11 +53,11 @@ from concurrent.futures import ThreadPoolExecutor
 # ----------------------------------------------------------------- locations
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SRC = os.environ.get("FCGI_PM_SOURCE_ROOT") or os.path.dirname(os.path.dirname(HERE))
-BUILD = os.environ.get("FCGI_PM_BUILD_ROOT") or os.path.join(SRC, "build")
-FCGI_PM = os.environ.get("FCGI_PM_BIN") or os.path.join(BUILD, "fcgi-pm", "fcgi-pm")
-FCGI_PM_WORKER = (os.environ.get("FCGI_PM_WORKER_BIN")
-                  or os.path.join(BUILD, "embed", "fcgi-pm-worker"))
+SRC = os.path.abspath(os.environ.get("FCGI_PM_SOURCE_ROOT") or os.path.dirname(os.path.dirname(HERE)))
+BUILD = os.path.abspath(os.environ.get("FCGI_PM_BUILD_ROOT") or os.path.join(SRC, "build"))
+FCGI_PM = os.path.abspath(os.environ.get("FCGI_PM_BIN") or os.path.join(BUILD, "fcgi-pm", "fcgi-pm"))
+FCGI_PM_WORKER = os.path.abspath(os.environ.get("FCGI_PM_WORKER_BIN")
+                                 or os.path.join(BUILD, "embed", "fcgi-pm-worker"))
 APPS = os.path.join(SRC, "tests", "apps")
 EXAMPLES = os.path.join(SRC, "examples")
 NGINX_SNIPPET = os.path.join(SRC, "etc", "nginx", "django-site.conf")
@@ -160,7 +160,9 @@ def pid_alive(pid):
 # ------------------------------------------------- process and temp registry
 
 _live = []          # objects with .cleanup() and .logs(), most recent last
+_all_logs = []      # (name, path) of everything ever started, in order
 _tmpdirs = []
+_keep = set()       # temp dirs of failed tests: kept for the post-mortem
 _failed = False
 _lock = threading.Lock()
 
@@ -168,6 +170,9 @@ _lock = threading.Lock()
 def _register(obj):
     with _lock:
         _live.append(obj)
+        for entry in obj.logs():
+            if entry not in _all_logs:
+                _all_logs.append(entry)
 
 
 def _unregister(obj):
@@ -191,7 +196,7 @@ def cleanup_all():
 
 def _remove_tmpdirs():
     for d in _tmpdirs:
-        if _failed or KEEP_TMP:
+        if d in _keep or KEEP_TMP:
             print("# kept temp dir %s" % d)
         else:
             shutil.rmtree(d, ignore_errors=True)
@@ -235,12 +240,12 @@ def make_tmpdir(tag="t"):
 class Proc:
     """A started process we own: stopped by PID at cleanup at the latest."""
 
-    def __init__(self, argv, log_path, name, env=None, cwd=None):
+    def __init__(self, argv, log_path, name, env=None, cwd=None, stdin=subprocess.DEVNULL):
         self.name = name
         self.log_path = log_path
         self.argv = argv
         self.logf = open(log_path, "ab")
-        self.p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self.logf,
+        self.p = subprocess.Popen(argv, stdin=stdin, stdout=self.logf,
                                   stderr=subprocess.STDOUT, env=env, cwd=cwd,
                                   preexec_fn=_set_pdeathsig)
         self.pid = self.p.pid
@@ -284,7 +289,8 @@ class Proc:
 # ----------------------------------------------------------- fcgi-pm config
 
 class Raw(str):
-    """A config value written without quotes (durations, modes, octal)."""
+    """A config value written without quotes: Raw("30s"), Raw("0660"),
+    Raw("dynamic").  (A Python int is written in decimal: 0o660 would be 432.)"""
 
 
 def conf_value(v):
@@ -503,15 +509,10 @@ def start_worker(tmp, module, python_path=(), extra_args=(), env=None, name="wor
         argv += ["--python-path", d]
     argv += list(extra_args)
     logf = os.path.join(tmp, "%s.log" % name)
-    saved = os.dup(0)
     try:
-        os.dup2(ls.fileno(), 0)
-        proc = Proc(argv, logf, name, env=env)
+        proc = Proc(argv, logf, name, env=env, stdin=ls.fileno())
     finally:
-        os.dup2(saved, 0)
-        os.close(saved)
         ls.close()
-    proc.p.stdin = None
     return proc, path
 
 
@@ -584,7 +585,7 @@ class Nginx:
                 f.write("user root root;\n")
             f.write("worker_processes 1;\n")
             f.write("pid %s;\n" % os.path.join(self.prefix, "nginx.pid"))
-            f.write("error_log %s info;\n" % self.error_log)
+            f.write("error_log %s notice;\n" % self.error_log)
             f.write("events { worker_connections 512; }\n")
             f.write("http {\n")
             if os.path.exists(os.path.join(self.prefix, "mime.types")):
@@ -767,17 +768,14 @@ def _diag(text):
         print("# " + line)
 
 
-def _dump_logs(already=()):
-    seen = set(already)
-    with _lock:
-        objs = list(_live)
-    for obj in objs:
-        for name, path in obj.logs():
-            if path in seen:
-                continue
-            seen.add(path)
-            _diag("---- %s (%s), last lines:" % (name, path))
-            _diag(tail(path))
+def _dump_logs(entries):
+    seen = set()
+    for name, path in entries:
+        if path in seen:
+            continue
+        seen.add(path)
+        _diag("---- %s (%s), last lines:" % (name, path))
+        _diag(tail(path))
 
 
 def main(module=None):
@@ -797,6 +795,7 @@ def main(module=None):
             group.append(tests[i])
             i += 1
         class_error = None
+        class_mark = len(_all_logs)
         try:
             if hasattr(cls, "setUpClass"):
                 cls.setUpClass()
@@ -808,14 +807,17 @@ def main(module=None):
             continue
         except Exception:
             class_error = traceback.format_exc()
+        class_logs = _all_logs[class_mark:]
         for t in group:
             n += 1
+            test_mark = len(_all_logs)
             name = "%s.%s" % (cls.__name__, t._testMethodName)
             if class_error:
                 _failed = True
                 print("not ok %d - %s" % (n, name))
+                _keep.update(d for d in (getattr(cls, "tmp", None),) if d)
                 _diag("setUpClass failed:\n" + class_error)
-                _dump_logs()
+                _dump_logs(class_logs)
                 sys.stdout.flush()
                 continue
             t0 = time.monotonic()
@@ -826,11 +828,12 @@ def main(module=None):
             if problems or r.unexpectedSuccesses:
                 _failed = True
                 print("not ok %d - %s (%.1fs)" % (n, name, dt))
+                _keep.update(d for d in (getattr(t, "tmp", None), getattr(cls, "tmp", None)) if d)
                 for _, tb in problems:
                     _diag(tb)
                 if r.unexpectedSuccesses:
                     _diag("unexpected success")
-                _dump_logs()
+                _dump_logs(class_logs + _all_logs[test_mark:])
             elif r.skipped:
                 print("ok %d - %s # SKIP %s" % (n, name, r.skipped[0][1]))
             elif r.expectedFailures:
@@ -839,7 +842,7 @@ def main(module=None):
             else:
                 print("ok %d - %s (%.1fs)" % (n, name, dt))
                 if VERBOSE:
-                    _dump_logs()
+                    _dump_logs(class_logs + _all_logs[test_mark:])
             sys.stdout.flush()
         try:
             if hasattr(cls, "tearDownClass") and not class_error:

@@ -38,11 +38,12 @@ class Supervision(harness.TestCase):
         stop = threading.Event()
 
         def hammer():
-            while not stop.is_set() and len(statuses) < 2000:
+            while not stop.is_set() and len(statuses) < 5000:
                 try:
                     statuses.append(get(self.site.port, "/h", timeout=10).status)
                 except OSError as e:
                     statuses.append(repr(e))
+                time.sleep(0.005)
         t = threading.Thread(target=hammer)
         t.start()
         try:
@@ -54,7 +55,8 @@ class Supervision(harness.TestCase):
                 self.assertEqual(get(self.site.port, "/after-kill").status, 200)
             after = wait_until(
                 lambda: (lambda w: w if len(w) == 2 and victim not in w else None)(
-                    self.pm.worker_pids("hello")), 15, what="a replacement worker")
+                    self.pm.worker_pids("hello")), 5,
+                what="a replacement worker within 5s (php-fpm respawns at once)")
             harness.wait_http(self.site.port, "/")
             time.sleep(0.3)
         finally:

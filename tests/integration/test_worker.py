@@ -34,6 +34,9 @@ class StandaloneWorker(harness.TestCase):
         return head.decode("latin-1"), payload, app_status, proto
 
     def _connect(self):
+        if not self.proc.running():
+            raise harness.HarnessError("fcgi-pm-worker exited with status %s:\n%s" % (
+                self.proc.p.returncode, harness.tail(self.proc.log_path)))
         try:
             return fc.connect(self.sock, timeout=20)
         except OSError:
