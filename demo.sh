@@ -32,6 +32,14 @@ PY=/usr/bin/python3
 
 ensure_packages $FCGI_PM_BUILD_PKGS $FCGI_PM_RUN_PKGS
 
+for port in "$PORT_BLOG" "$PORT_CATALOG"; do
+	if ! $PY -c 'import socket,sys; socket.socket().bind(("127.0.0.1", int(sys.argv[1])))' \
+			"$port" 2>/dev/null; then
+		echo "error: 127.0.0.1:$port is taken; try DEMO_PORT=9080 $0" >&2
+		exit 1
+	fi
+done
+
 echo "==> building into $BUILD_DIR/"
 [ -d "$BUILD_DIR/meson-private" ] || meson setup "$BUILD_DIR" >/dev/null
 ninja -C "$BUILD_DIR" || { echo "error: build failed" >&2; exit 1; }
