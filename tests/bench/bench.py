@@ -109,6 +109,25 @@ def proc_starttime(pid):
     return fields[19]
 
 
+def cpu_stat():
+    """The machine's 'cpu' line of /proc/stat: user nice system idle iowait ..."""
+    with open("/proc/stat") as f:
+        return [int(x) for x in f.readline().split()[1:]]
+
+
+def pss_by_process(pids):
+    """[(pid, comm, PSS KiB)] for PIDS."""
+    out = []
+    for p in pids:
+        try:
+            with open("/proc/%d/comm" % p) as f:
+                comm = f.read().strip()
+        except OSError:
+            continue
+        out.append((p, comm, pss_kb([p])))
+    return out
+
+
 def pss_kb(pids):
     """PSS summed over PIDS, in KiB, from /proc/PID/smaps_rollup."""
     total = 0
@@ -665,10 +684,11 @@ def run_wrk(ctx, server, app, duration):
     argv = ["wrk", "-t", str(ctx.args.wrk_threads), "-c", str(ctx.args.connections),
             "-d", "%ds" % duration, "--timeout", "10s", "--latency", "-s", script, url]
     pids = server.pids()
-    t0 = cpu_ticks(pids)
+    npids = descendants(ctx.nginx.pid)
+    t0, n0, c0 = cpu_ticks(pids), cpu_ticks(npids), cpu_stat()
     r = subprocess.run(argv, capture_output=True, text=True,
                        env=dict(os.environ, BENCH_LUA_DIR=LUADIR))
-    t1 = cpu_ticks(pids)
+    t1, n1, c1 = cpu_ticks(pids), cpu_ticks(npids), cpu_stat()
     pss = pss_kb(server.pids())
     res = None
     for line in r.stdout.splitlines():
@@ -683,6 +703,10 @@ def run_wrk(ctx, server, app, duration):
     hz = os.sysconf("SC_CLK_TCK")
     ticks = sum(t1[p] - t0[p] for p in t1 if p in t0)
     res["cpu_us_per_req"] = (ticks / hz * 1e6 / res["requests"]) if res["requests"] else None
+    nticks = sum(n1[p] - n0[p] for p in n1 if p in n0)
+    res["nginx_us_per_req"] = (nticks / hz * 1e6 / res["requests"]) if res["requests"] else None
+    busy = sum(c1) - sum(c0)
+    res["idle_pct"] = 100.0 * ((c1[3] + c1[4]) - (c0[3] + c0[4])) / busy if busy else None
     res["raw"] = r.stdout
     return res
 
@@ -734,6 +758,11 @@ def fmt_ms(us):
     return "%.2f" % (us / 1000.0)
 
 
+def med(xs):
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else None
+
+
 def summarize(ctx):
     """Per (server, app): median/min/max req/s, median p50/p99, errors summed,
     median PSS and CPU per request."""
@@ -756,6 +785,8 @@ def summarize(ctx):
             "sockerr": sum(r["connect"] + r["read"] + r["write"] + r["timeout"] for r in ok),
             "pss_kb": statistics.median(r["pss_kb"] for r in ok),
             "cpu_us": statistics.median(cpu) if cpu else None,
+            "nginx_us": med([r.get("nginx_us_per_req") for r in ok]),
+            "idle_pct": med([r.get("idle_pct") for r in ok]),
             "rounds": len(ok),
         }
     return summ
@@ -793,7 +824,9 @@ def write_report(ctx, summ, started, finished):
              "summed over rounds; PSS is summed over the server's processes (main pid and "
              "all descendants, `/proc/PID/smaps_rollup`) right after each cell, median; "
              "CPU µs/req is the user+system CPU of those processes per request (not nginx, "
-             "not wrk); ratios are of median req/s.")
+             "not wrk), nginx µs/req the same for nginx's processes; idle % is the whole "
+             "machine's idle time during the cell (from /proc/stat: idle CPU while the "
+             "benchmark is saturating means something is waiting); ratios are of median req/s.")
     L.append("")
     for s in ctx.servers:
         if s.note:
@@ -809,8 +842,8 @@ def write_report(ctx, summ, started, finished):
     for app in a.apps:
         L.append("## %s\n" % APP_TITLES[app])
         L.append("| server | req/s (min–max) | p50 ms | p99 ms | errors | PSS MiB | CPU µs/req "
-                 "| × uWSGI-FastCGI | × nginx |")
-        L.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+                 "| nginx µs/req | idle % | × uWSGI-FastCGI | × nginx |")
+        L.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         base = summ.get((BASELINE, app), {}).get("rps")
         ceil = summ.get((CEILING, app), {}).get("rps")
         for s in ctx.servers:
@@ -820,15 +853,22 @@ def write_report(ctx, summ, started, finished):
             if x is None:
                 continue
             if "failed" in x:
-                L.append("| %s | failed: %s | | | | | | | |" % (s.label, x["failed"][:80].replace("|", "/")))
+                L.append("| %s | failed: %s | | | | | | | | | |" % (s.label, x["failed"][:80].replace("|", "/")))
                 continue
-            L.append("| %s | **%.0f** (%.0f–%.0f) | %s | %s | %d | %.1f | %s | %s | %s |" % (
+            L.append("| %s | **%.0f** (%.0f–%.0f) | %s | %s | %d | %.1f | %s | %s | %s | %s | %s |" % (
                 s.label, x["rps"], x["min"], x["max"], fmt_ms(x["p50_us"]), fmt_ms(x["p99_us"]),
                 x["errors"], x["pss_kb"] / 1024.0,
                 "%.0f" % x["cpu_us"] if x["cpu_us"] is not None else "-",
+                "%.0f" % x["nginx_us"] if x["nginx_us"] is not None and s.key != CEILING else "-",
+                "%.0f" % x["idle_pct"] if x["idle_pct"] is not None else "-",
                 "%.2f" % (x["rps"] / base) if base else "-",
                 "%.2f" % (x["rps"] / ceil) if ceil else "-"))
         L.append("")
+    L.extend(targets_section(ctx, summ))
+    L.extend(memory_section(ctx))
+    if ctx.nginx_errors:
+        L.append("nginx logged %d `[error]` lines during the run (mostly upstream connections "
+                 "cut when wrk stops mid-request).\n" % ctx.nginx_errors)
     L.append("Raw per-round numbers: `%s`.\n" % os.path.basename(a.json))
     with open(a.md, "w") as f:
         f.write("\n".join(L))
@@ -843,6 +883,87 @@ def write_report(ctx, summ, started, finished):
                             for k, runs in ctx.results.items()}}, f, indent=1)
     chart(ctx, summ, started)
     log("wrote %s, %s, %s" % (a.md, a.png, a.json))
+
+
+PEERS = ["uwsgi-fastcgi", "uwsgi-native", "gunicorn", "php-fpm"]
+
+
+def targets_section(ctx, summ):
+    """Issue 7's targets, checked against this run's medians."""
+    def rps(key, app):
+        return summ.get((key, app), {}).get("rps")
+
+    variants = [k for k in ("fcgi-pm", "fcgi-pm-keepalive") if any(
+        "rps" in summ.get((k, app), {}) for app in APPS)]
+    if not variants:
+        return []
+    rows = []
+    ratio_targets = [
+        ("hello", "uwsgi-fastcgi", 1.3), ("hello", "uwsgi-native", 1.0), ("hello", "gunicorn", 2.0),
+        ("big", "uwsgi-native", 1.0), ("echo", "uwsgi-native", 1.0)]
+    for app, peer, want in ratio_targets:
+        cells = []
+        for v in variants:
+            a, b = rps(v, app), rps(peer, app)
+            cells.append("%.2f %s" % (a / b, "✔" if a / b >= want else "✘") if a and b else "-")
+        rows.append(("%s: req/s ≥ %.2g × %s" % (app, want, ctx.servers_by_key[peer].label
+                                               if peer in ctx.servers_by_key else peer), cells))
+    peers = [k for k in PEERS[:3] if rps(k, "django")]
+    if peers:
+        cells = []
+        best = max(rps(k, "django") for k in peers)
+        for v in variants:
+            a = rps(v, "django")
+            cells.append("%.2f %s" % (a / best, "✔" if a / best >= 1.05 else "✘") if a else "-")
+        rows.append(("django: req/s ≥ 1.05 × best Python peer", cells))
+    for app in ctx.args.apps:
+        ps = [summ[(k, app)]["p99_us"] for k in PEERS if "rps" in summ.get((k, app), {})]
+        if not ps:
+            continue
+        cells = []
+        for v in variants:
+            x = summ.get((v, app), {})
+            cells.append("%s vs %s ms %s" % (fmt_ms(x["p99_us"]), fmt_ms(min(ps)),
+                                              "✔" if x["p99_us"] <= min(ps) else "✘")
+                         if "rps" in x else "-")
+        rows.append(("%s: p99 ≤ every peer's" % app, cells))
+    cells = []
+    for v in variants:
+        e = sum(summ[(v, app)]["errors"] for app in APPS if "rps" in summ.get((v, app), {}))
+        cells.append("%d %s" % (e, "✔" if e == 0 else "✘"))
+    rows.append(("no failed request (non-2xx + socket errors)", cells))
+    L = ["## Issue 7 targets in this run\n",
+         "| target | " + " | ".join(ctx.servers_by_key[v].label for v in variants) + " |",
+         "|---|" + "---:|" * len(variants)]
+    for name, cells in rows:
+        L.append("| %s | %s |" % (name, " | ".join(cells)))
+    if "fcgi-pm-keepalive" in variants and "fcgi-pm" in variants:
+        gains = []
+        for app in ctx.args.apps:
+            a, b = rps("fcgi-pm-keepalive", app), rps("fcgi-pm", app)
+            if a and b:
+                gains.append("%s %+.0f%%" % (app, 100.0 * (a / b - 1)))
+        L.append("")
+        L.append("Keep-alive gain (`fastcgi_keep_conn on` vs off, median req/s): " +
+                 ", ".join(gains) + ".")
+    L.append("")
+    return L
+
+
+def memory_section(ctx):
+    if not ctx.mem_breakdown:
+        return []
+    L = ["## Memory per process (PSS at the end of the run)\n",
+         "| server | processes (name pid: PSS MiB) | total MiB |", "|---|---|---:|"]
+    for s in ctx.servers:
+        procs = ctx.mem_breakdown.get(s.key)
+        if not procs:
+            continue
+        L.append("| %s | %s | %.1f |" % (
+            s.label, ", ".join("%s %d: %.1f" % (c, p, k / 1024.0) for p, c, k in procs),
+            sum(k for _, _, k in procs) / 1024.0))
+    L.append("")
+    return L
 
 
 def chart(ctx, summ, started):
@@ -870,14 +991,23 @@ def chart(ctx, summ, started):
                 err = None
             ax.barh(list(ypos), vals, xerr=err, color=[colors.get(s.key, "#333") for s, _ in rows],
                     capsize=3)
+            others = [v for (s, _), v in zip(rows, vals) if s.key != CEILING]
+            clipped = metric == "rps" and others and max(vals) > 4 * max(others)
+            if clipped:   # the ceiling would flatten every other bar
+                ax.set_xlim(0, 1.3 * max(others))
             ax.set_yticks(list(ypos))
             ax.set_yticklabels(labels if i == 0 else [""] * len(labels), fontsize=8)
             ax.invert_yaxis()
             ax.set_title("%s\n%s" % (app, title) if j == 0 else title, fontsize=9)
             ax.tick_params(axis="x", labelsize=7)
+            xmax = ax.get_xlim()[1]
             for y, val in zip(ypos, vals):
-                ax.text(val, y, " %.0f" % val if metric == "rps" else " %.2f" % val,
-                        va="center", fontsize=7)
+                txt = " %.0f" % val if metric == "rps" else " %.2f" % val
+                if val > xmax:
+                    ax.text(xmax, y, "%s (off scale) " % txt.strip(), va="center", ha="right",
+                            fontsize=7, color="white")
+                else:
+                    ax.text(val, y, txt, va="center", fontsize=7)
     fig.suptitle("fcgi-pm vs peers behind one nginx — %s, %d CPUs, %d workers × %d thread%s"
                  % (started, os.cpu_count(), WORKERS, THREADS,
                     " (quick run)" if ctx.args.quick else ""), fontsize=10)
@@ -953,6 +1083,8 @@ def main(argv):
     ctx.results = {}
     ctx.skipped = {}
     ctx.nginx = None
+    ctx.mem_breakdown = {}
+    ctx.nginx_errors = 0
     ctx.build_status = build_fcgi_pm(a) if "fcgi-pm" in a.servers else "not requested"
     log("fcgi-pm: " + ctx.build_status)
     ctx.tmp = tempfile.mkdtemp(prefix="fcgi-pm-bench-")
@@ -1036,12 +1168,16 @@ def main(argv):
                     else:
                         log("round %d %s %s: wrk failed: %s" % (rnd, app, s.label, r["failed"]))
         ctx.load_after = loadavg()
-        finished = datetime.datetime.utcnow().strftime("%H:%M")
-        write_report(ctx, summarize(ctx), started, finished)
+        for s in ctx.servers:
+            if s.port and not s.shares:
+                ctx.mem_breakdown[s.key] = pss_by_process(s.pids())
         errs = subprocess.run(["grep", "-c", "\\[error\\]", os.path.join(ctx.tmp, "nginx-error.log")],
                               capture_output=True, text=True).stdout.strip()
-        if errs and errs != "0":
-            log("nginx logged %s [error] lines (see nginx-error.log in the temp dir)" % errs)
+        ctx.nginx_errors = int(errs or 0)
+        finished = datetime.datetime.utcnow().strftime("%H:%M")
+        write_report(ctx, summarize(ctx), started, finished)
+        if ctx.nginx_errors:
+            log("nginx logged %d [error] lines (see nginx-error.log in the temp dir)" % ctx.nginx_errors)
     finally:
         if ctx.nginx:
             ctx.nginx.stop(signal.SIGQUIT)
