@@ -161,7 +161,7 @@ app_import(const char *spec)
 		}
 	}
 	if (!PyCallable_Check(obj)) {
-		wlog(WLOG_ERROR, "module %s: %s is a %s, not a callable", spec,
+		wlog(WLOG_ERROR, "module %s: %s is not callable (%s)", spec,
 		    attrs, Py_TYPE(obj)->tp_name);
 		Py_CLEAR(obj);
 	}

@@ -7,6 +7,7 @@
 #include <check.h>
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -649,6 +650,195 @@ START_TEST(threading_local_survives_between_requests)
 }
 END_TEST
 
+START_TEST(slowlog_dumps_every_thread)
+{
+	char path[] = "/tmp/test_wsgi_slow.XXXXXX", buf[4096];
+	int fd = mkstemp(path);
+	ssize_t n;
+
+	ck_assert_int_ge(fd, 0);
+	unlink(path);
+	ck_assert_int_eq(python_register_slowlog(fd, SIGUSR2), 0);
+	kill(getpid(), SIGUSR2);
+	n = pread(fd, buf, sizeof(buf) - 1, 0);
+	ck_assert_int_gt(n, 0);
+	buf[n] = '\0';
+	ck_assert_msg(strstr(buf, "Thread 0x") != NULL ||
+	    strstr(buf, "Current thread 0x") != NULL, "dump: %s", buf);
+	close(fd);
+}
+END_TEST
+
+/* ------------------------------------------------------ start-up, venvs */
+
+/*
+ * Run "test_wsgi child VENV MODULE THREADS CHDIR" (python_init in a fresh
+ * process, as the worker does) and return what it printed; malloc'd.
+ */
+static char *
+run_child(const char *venv, const char *module, const char *threads,
+    const char *dir)
+{
+	char *out = NULL;
+	size_t len = 0, cap = 0;
+	int p[2], status;
+	ssize_t n;
+	pid_t pid;
+
+	ck_assert_int_eq(pipe(p), 0);
+	if ((pid = fork()) == 0) {
+		dup2(p[1], 1);
+		close(p[0]);
+		execl("/proc/self/exe", "test_wsgi", "child", venv, module,
+		    threads, dir, (char *)NULL);
+		_exit(127);
+	}
+	ck_assert_int_gt(pid, 0);
+	close(p[1]);
+	for (;;) {
+		if (len + 4096 > cap && (out = realloc(out, cap = cap * 2 +
+		    8192)) == NULL)
+			abort();
+		if ((n = read(p[0], out + len, cap - len - 1)) <= 0)
+			break;
+		len += (size_t)n;
+	}
+	out[len] = '\0';
+	close(p[0]);
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	    "child status %d: %s", status, out);
+	return out;
+}
+
+static void
+has(const char *out, const char *want)
+{
+	ck_assert_msg(strstr(out, want) != NULL, "no \"%s\" in:\n%s", want,
+	    out);
+}
+
+static int
+child_main(char **argv)
+{
+	struct fake *f;
+	int rc;
+
+	opts.virtualenv = strcmp(argv[2], "-") != 0 ? argv[2] : NULL;
+	opts.module = argv[3];
+	opts.threads = atoi(argv[4]);
+	if (strcmp(argv[5], "-") != 0) {
+		opts.chdir = argv[5];
+		if (chdir(argv[5]) == -1)	/* main.c does it before init */
+			return 1;
+	}
+	rc = python_init(&opts);
+	printf("init=%d\n%s", rc, fake_log());
+	if (rc == 0) {
+		f = req("sys", "/");
+		if (serve(f) == 0)
+			printf("%s", fake_body_out(f));
+		fake_free(f);
+		python_finalize();
+	}
+	fflush(stdout);
+	return 0;
+}
+
+START_TEST(init_isolated_utf8_with_paths_in_front)
+{
+	char *out = run_child("-", "battery", "4", "/tmp");
+
+	has(out, "init=0\n");
+	has(out, "prefix=/usr\n");
+	has(out, "executable=/usr/bin/python3\n");
+	has(out, "utf8=1\nfsenc=utf-8\n");
+	has(out, "path=['" WSGI_APPS_DIR "', '/tmp']\n");
+	has(out, "cwd=/tmp\n");
+	has(out, "multithread=True\n");
+	free(out);
+}
+END_TEST
+
+START_TEST(init_uses_a_venv_made_by_this_python)
+{
+	char dir[] = "/tmp/test_wsgi_venv.XXXXXX", cmd[256], want[256];
+	char *out;
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(cmd, sizeof(cmd), "/usr/bin/python3 -m venv --without-pip "
+	    "%s/v", dir);
+	ck_assert_int_eq(system(cmd), 0);
+	snprintf(cmd, sizeof(cmd), "%s/v", dir);
+	out = run_child(cmd, "battery", "1", "-");
+	has(out, "init=0\n");
+	snprintf(want, sizeof(want), "prefix=%s/v\nexecutable=%s/v/bin/python"
+	    "\n", dir, dir);
+	has(out, want);
+	snprintf(want, sizeof(want), "site=['%s/v/lib/python%d.%d/"
+	    "site-packages']\n", dir, PY_MAJOR_VERSION, PY_MINOR_VERSION);
+	has(out, want);
+	has(out, "multithread=False\n");
+	free(out);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
+static char *
+venv_cfg(char *dir, const char *cfg)
+{
+	char path[128];
+	FILE *fp;
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/pyvenv.cfg", dir);
+	ck_assert_ptr_nonnull(fp = fopen(path, "w"));
+	fputs(cfg, fp);
+	fclose(fp);
+	return run_child(dir, "battery", "1", "-");
+}
+
+START_TEST(init_refuses_a_venv_of_another_python)
+{
+	char d1[] = "/tmp/test_wsgi_venv.XXXXXX", d2[] = "/tmp/test_wsgi_venv.XXXXXX";
+	char *out;
+
+	out = venv_cfg(d1, "home = /usr/bin\nversion = 3.9.2\n");
+	has(out, "init=-1\n");
+	has(out, "made with Python 3.9 but this worker embeds Python " PY_VERSION);
+	has(out, "/usr/bin/python3 -m venv");
+	free(out);
+	out = venv_cfg(d2, "home = /tmp\nversion = " PY_VERSION "\n");
+	has(out, "init=-1\n");
+	has(out, "made from the Python in /tmp, not /usr/bin");
+	free(out);
+	out = run_child("/nonexistent/venv", "battery", "1", "-");
+	has(out, "init=-1\nerror: virtualenv /nonexistent/venv: No such file");
+	free(out);
+}
+END_TEST
+
+START_TEST(init_logs_the_import_traceback)
+{
+	char *out = run_child("-", "broken", "1", "-");
+
+	has(out, "init=-1\nerror: module broken: cannot import broken\n");
+	has(out, "Traceback (most recent call last):");
+	has(out, "in _configure");
+	has(out, "RuntimeError: broken at import time");
+	free(out);
+	out = run_child("-", "battery:nope", "1", "-");
+	has(out, "init=-1\nerror: module battery:nope: no callable nope");
+	has(out, "AttributeError");
+	free(out);
+	out = run_child("-", "battery:closes", "1", "-");
+	has(out, "init=-1\nerror: module battery:closes: closes is not "
+	    "callable (int)");
+	free(out);
+}
+END_TEST
+
 /* Python's own state is sane after the tests above (no pending error). */
 START_TEST(no_error_left_pending)
 {
@@ -716,15 +906,26 @@ wsgi_suite(void)
 	tcase_add_test(tc, interpreter_is_the_main_one);
 	tcase_add_test(tc, threading_local_survives_between_requests);
 	tcase_add_test(tc, no_error_left_pending);
+	tcase_add_test(tc, slowlog_dumps_every_thread);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("init");
+	tcase_add_test(tc, init_isolated_utf8_with_paths_in_front);
+	tcase_add_test(tc, init_uses_a_venv_made_by_this_python);
+	tcase_add_test(tc, init_refuses_a_venv_of_another_python);
+	tcase_add_test(tc, init_logs_the_import_traceback);
 	suite_add_tcase(s, tc);
 	return s;
 }
 
 int
-main(void)
+main(int argc, char **argv)
 {
 	SRunner *sr;
 	int failed;
+
+	if (argc == 6 && strcmp(argv[1], "child") == 0)
+		return child_main(argv);
 
 	/* Once, before check forks the tests: they all share this interpreter. */
 	if (python_init(&opts) == -1) {

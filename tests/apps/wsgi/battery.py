@@ -276,3 +276,14 @@ def app_validated_file(environ, start_response):
 def application(environ, start_response):
     name = environ.get("HTTP_X_TEST", "environ")
     return globals()["app_" + name](environ, start_response)
+
+
+def app_sys(environ, start_response):
+    """How the interpreter was set up: prefix, executable, UTF-8 mode, sys.path."""
+    import os
+    site = [p for p in sys.path if p.endswith("site-packages")]
+    return reply(start_response, "prefix=%s\nexecutable=%s\nutf8=%d\nfsenc=%s\n"
+                 "path=%s\nsite=%s\ncwd=%s\nmultithread=%r\n" % (
+                     sys.prefix, sys.executable, sys.flags.utf8_mode,
+                     sys.getfilesystemencoding(), sys.path[:2], site,
+                     os.getcwd(), environ["wsgi.multithread"]))
