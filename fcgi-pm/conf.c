@@ -159,6 +159,34 @@ parse_int(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
 	return 0;
 }
 
+/*
+ * Bounds of durations, in ms; others take 0..MAX_DURATION_MS.  The worker's
+ * timeouts are passed on its command line, which takes 1ms..24h.
+ */
+static const struct {
+	const char *name;
+	long min, max;
+} duration_ranges[] = {
+	{ "read_timeout",	1, 86400000 },
+	{ "keepalive_timeout",	1, 86400000 },
+	{ "queue_timeout",	0, 86400000 },
+};
+
+/* MS as the shortest exact duration: "250ms", "30s", "24h". */
+static const char *
+fmt_duration(long ms, char *buf, size_t len)
+{
+	if (ms != 0 && ms % 3600000 == 0)
+		snprintf(buf, len, "%ldh", ms / 3600000);
+	else if (ms != 0 && ms % 60000 == 0)
+		snprintf(buf, len, "%ldm", ms / 60000);
+	else if (ms != 0 && ms % 1000 == 0)
+		snprintf(buf, len, "%lds", ms / 1000);
+	else
+		snprintf(buf, len, "%ldms", ms);
+	return buf;
+}
+
 /* "250ms", "30s", "5m", "1h", "1d"; a bare number is seconds.  Result in ms. */
 static int
 parse_duration(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
@@ -190,7 +218,20 @@ parse_duration(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
 		goto bad;
 	if (n > MAX_DURATION_MS / units[i].ms)
 		goto toolarge;
-	*(long *)result = (long)(n * units[i].ms);
+	n *= units[i].ms;
+	for (i = 0; i < sizeof(duration_ranges) / sizeof(duration_ranges[0]); i++) {
+		char lo[32], hi[32];
+
+		if (strcmp(duration_ranges[i].name, name) != 0)
+			continue;
+		if (n < duration_ranges[i].min || n > duration_ranges[i].max) {
+			cfg_error(cfg, "option '%s': %s is out of range (allowed: %s to %s)",
+			    name, value, fmt_duration(duration_ranges[i].min, lo, sizeof(lo)),
+			    fmt_duration(duration_ranges[i].max, hi, sizeof(hi)));
+			return -1;
+		}
+	}
+	*(long *)result = (long)n;
 	return 0;
 bad:
 	cfg_error(cfg, "option '%s': invalid duration '%s' (use e.g. 250ms, 30s, 5m, 1h; "

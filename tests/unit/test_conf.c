@@ -171,8 +171,8 @@ duration_of(const char *value)
 {
 	char body[256];
 
-	snprintf(body, sizeof(body), "  read_timeout = %s", value);
-	return pool_with(body)->read_timeout_ms;
+	snprintf(body, sizeof(body), "  request_terminate_timeout = %s", value);
+	return pool_with(body)->request_terminate_timeout_ms;
 }
 
 static long
@@ -1132,7 +1132,7 @@ START_TEST(timeouts_and_slowlog)
 {
 	const struct pool_conf *p = pool_with("  request_terminate_timeout = 60s\n"
 	    "  request_slowlog_timeout = 5s\n  slowlog = \"/var/log/fcgi-pm/$pool.slow.log\"\n"
-	    "  queue_timeout = 250ms\n  read_timeout = 10\n  keepalive_timeout = 0\n"
+	    "  queue_timeout = 250ms\n  read_timeout = 10\n  keepalive_timeout = 1ms\n"
 	    "  process_idle_timeout = 2m");
 
 	ck_assert_int_eq(p->request_terminate_timeout_ms, 60000);
@@ -1140,8 +1140,20 @@ START_TEST(timeouts_and_slowlog)
 	ck_assert_str_eq(p->slowlog, "/var/log/fcgi-pm/web.slow.log");
 	ck_assert_int_eq(p->queue_timeout_ms, 250);
 	ck_assert_int_eq(p->read_timeout_ms, 10000);
-	ck_assert_int_eq(p->keepalive_timeout_ms, 0);
+	ck_assert_int_eq(p->keepalive_timeout_ms, 1);
 	ck_assert_int_eq(p->process_idle_timeout_ms, 120000);
+	ck_assert_int_eq(pool_with("  queue_timeout = 0")->queue_timeout_ms, 0);
+	ck_assert_int_eq(pool_with("  queue_timeout = 24h")->queue_timeout_ms, 86400000);
+}
+END_TEST
+
+START_TEST(worker_timeouts_are_bounded_to_what_the_worker_takes)
+{
+	pool_fails("  read_timeout = 0", "main.conf:5: option 'read_timeout': 0 is out of range (allowed: 1ms to 24h)");
+	pool_fails("  keepalive_timeout = 0ms", "main.conf:5: option 'keepalive_timeout': 0ms is out of range (allowed: 1ms to 24h)");
+	pool_fails("  queue_timeout = 86401s", "main.conf:5: option 'queue_timeout': 86401s is out of range (allowed: 0ms to 24h)");
+	pool_fails("  read_timeout = 2d", "main.conf:5: option 'read_timeout': 2d is out of range (allowed: 1ms to 24h)");
+	ck_assert_int_eq(pool_with("  request_terminate_timeout = 2d")->request_terminate_timeout_ms, 172800000);
 }
 END_TEST
 
@@ -1172,25 +1184,25 @@ END_TEST
 
 START_TEST(durations_refuse_bad_and_huge_values)
 {
-#define BAD_DURATION(v)	"main.conf:5: option 'read_timeout': invalid duration '" v \
+#define BAD_DURATION(v)	"main.conf:5: option 'request_terminate_timeout': invalid duration '" v \
 	"' (use e.g. 250ms, 30s, 5m, 1h; a bare number is seconds)"
-#define HUGE_DURATION(v) "main.conf:5: option 'read_timeout': duration '" v "' is too large (at most 596h)"
-	pool_fails("  read_timeout = 1.5s", BAD_DURATION("1.5s"));
-	pool_fails("  read_timeout = 10x", BAD_DURATION("10x"));
-	pool_fails("  read_timeout = ms", BAD_DURATION("ms"));
-	pool_fails("  read_timeout = 5S", BAD_DURATION("5S"));
-	pool_fails("  read_timeout = \"\"", BAD_DURATION(""));
-	pool_fails("  read_timeout = \" 5s\"", BAD_DURATION(" 5s"));
-	pool_fails("  read_timeout = 5sec", BAD_DURATION("5sec"));
-	pool_fails("  read_timeout = \"30 seconds\"", BAD_DURATION("30 seconds"));
-	pool_fails("  read_timeout = -1s", "main.conf:5: option 'read_timeout': duration '-1s' is negative");
-	pool_fails("  read_timeout = 597h", HUGE_DURATION("597h"));
-	pool_fails("  read_timeout = 25d", HUGE_DURATION("25d"));
-	pool_fails("  read_timeout = 2147483648ms", HUGE_DURATION("2147483648ms"));
-	pool_fails("  read_timeout = 99999999999999999999999999h", HUGE_DURATION("99999999999999999999999999h"));
-	pool_fails("  read_timeout = 9223372036854775808", HUGE_DURATION("9223372036854775808"));
+#define HUGE_DURATION(v) "main.conf:5: option 'request_terminate_timeout': duration '" v "' is too large (at most 596h)"
+	pool_fails("  request_terminate_timeout = 1.5s", BAD_DURATION("1.5s"));
+	pool_fails("  request_terminate_timeout = 10x", BAD_DURATION("10x"));
+	pool_fails("  request_terminate_timeout = ms", BAD_DURATION("ms"));
+	pool_fails("  request_terminate_timeout = 5S", BAD_DURATION("5S"));
+	pool_fails("  request_terminate_timeout = \"\"", BAD_DURATION(""));
+	pool_fails("  request_terminate_timeout = \" 5s\"", BAD_DURATION(" 5s"));
+	pool_fails("  request_terminate_timeout = 5sec", BAD_DURATION("5sec"));
+	pool_fails("  request_terminate_timeout = \"30 seconds\"", BAD_DURATION("30 seconds"));
+	pool_fails("  request_terminate_timeout = -1s", "main.conf:5: option 'request_terminate_timeout': duration '-1s' is negative");
+	pool_fails("  request_terminate_timeout = 597h", HUGE_DURATION("597h"));
+	pool_fails("  request_terminate_timeout = 25d", HUGE_DURATION("25d"));
+	pool_fails("  request_terminate_timeout = 2147483648ms", HUGE_DURATION("2147483648ms"));
+	pool_fails("  request_terminate_timeout = 99999999999999999999999999h", HUGE_DURATION("99999999999999999999999999h"));
+	pool_fails("  request_terminate_timeout = 9223372036854775808", HUGE_DURATION("9223372036854775808"));
 	/* two tokens: libconfuse sees an option called 'seconds' */
-	pool_fails("  read_timeout = 30 seconds", "main.conf:5: option 'seconds': unknown option in a pool section");
+	pool_fails("  request_terminate_timeout = 30 seconds", "main.conf:5: option 'seconds': unknown option in a pool section");
 #undef BAD_DURATION
 #undef HUGE_DURATION
 }
@@ -1403,6 +1415,7 @@ conf_suite(void)
 	tcase_add_test(tc, spawn_rate_threads_requests);
 	tcase_add_test(tc, timeouts_and_slowlog);
 	tcase_add_test(tc, slowlog_timeout_without_slowlog_is_an_error);
+	tcase_add_test(tc, worker_timeouts_are_bounded_to_what_the_worker_takes);
 	tcase_add_test(tc, pool_names_are_restricted);
 	suite_add_tcase(s, tc);
 
