@@ -477,9 +477,7 @@ conn_accept(void)
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	if (srv.tcp)
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	pthread_mutex_lock(&srv.lock);
-	srv.slots[fd].state = SLOT_BUSY;
-	pthread_mutex_unlock(&srv.lock);
+	/* Its slot is FREE (the fd was closed): nobody else looks at it. */
 	return fd;
 }
 

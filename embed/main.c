@@ -52,6 +52,7 @@ static struct worker_opts opts = {
 const struct worker_opts *worker_opts = &opts;
 
 static struct sb_slot *sb;		/* our scoreboard slot, NULL standalone */
+static pthread_mutex_t sb_lock = PTHREAD_MUTEX_INITIALIZER; /* one writer at a time on sb->seq */
 static int statm_fd = -1;		/* /proc/self/statm, for RSS after each request */
 static int wake_fd = -1;		/* eventfd: a request thread asks main to stop */
 static _Atomic long nrequests;		/* finished, all threads */
@@ -295,6 +296,7 @@ sb_set_state(enum sb_worker_state st)
 {
 	if (sb == NULL)
 		return;
+	pthread_mutex_lock(&sb_lock);
 	sb_write_begin(&sb->seq);
 	sb->state = st;
 	if (st == SB_WORKER_STARTING) {
@@ -303,6 +305,7 @@ sb_set_state(enum sb_worker_state st)
 		sb->rss_kb = rss_kb();
 	}
 	sb_write_end(&sb->seq);
+	pthread_mutex_unlock(&sb_lock);
 }
 
 static void
@@ -412,9 +415,12 @@ serve(struct thread *t, struct request *r)
 		st->last_rss_kb = (uint64_t)ru.ru_maxrss;
 		sb_write_end(&st->seq);
 		atomic_fetch_add(&sb->requests, 1);
+		/* The slot record has one writer per thread: serialize them. */
+		pthread_mutex_lock(&sb_lock);
 		sb_write_begin(&sb->seq);
 		sb->rss_kb = rss;
 		sb_write_end(&sb->seq);
+		pthread_mutex_unlock(&sb_lock);
 	}
 	if (opts.max_requests > 0 && total >= opts.max_requests)
 		request_stop(STOP_MAX_REQUESTS);

@@ -367,6 +367,7 @@ START_TEST(request_end_to_end)
 	ck_assert(memcmp(out + 15, body, 200000) == 0);
 	ck_assert_int_eq(out[outlen - 1], '!');
 	unlink(cl.path);
+	fcgi_conn_free(c);
 	free(out);
 }
 END_TEST
