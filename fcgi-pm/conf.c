@@ -458,26 +458,31 @@ split_hostport(const char *addr, char *host, size_t hostlen, long *port,
 	return 0;
 }
 
+/*
+ * A listen address as sock.c takes it: "/path" or "unix:/path", "host:port",
+ * "[v6]:port", ":port" or "*:port" (every address), or a bare port.
+ */
 static int
 validate_listen(cfg_t *cfg, cfg_opt_t *opt)
 {
-	const char *v = last_str(opt), *why;
+	const char *v = last_str(opt), *why = NULL;
+	unsigned char in6[sizeof(struct in6_addr)];
 	char host[256];
 	long port;
 
-	if (v[0] == '/')
-		return 0;		/* unix socket; length checked after $pool */
-	if (all_digits(v) && strlen(v) <= 5)	/* php-fpm's bare port */
-		v = NULL;
-	if (v && split_hostport(v, host, sizeof(host), &port, &why) == -1) {
+	if (strncmp(v, "unix:", 5) == 0 && v[5] != '/')
+		why = "a unix socket path must be absolute";
+	else if (v[0] == '/' || strncmp(v, "unix:", 5) == 0)
+		return 0;		/* length checked once $pool is expanded */
+	else if (all_digits(v)) {
+		if (strlen(v) > 5 || (port = strtol(v, NULL, 10)) < 1 || port > 65535)
+			why = "the port must be 1 to 65535";
+	} else if (split_hostport(v, host, sizeof(host), &port, &why) == 0 &&
+	    v[0] == '[' && inet_pton(AF_INET6, host, in6) != 1)
+		why = "the part in brackets is not an IPv6 address";
+	if (why != NULL) {
 		cfg_error(cfg, "option '%s': invalid address '%s': %s",
-		    cfg_opt_name(opt), last_str(opt), why);
-		return -1;
-	}
-	if (v == NULL && (strtol(last_str(opt), NULL, 10) < 1 ||
-	    strtol(last_str(opt), NULL, 10) > 65535)) {
-		cfg_error(cfg, "option '%s': invalid address '%s': the port must be 1 to 65535",
-		    cfg_opt_name(opt), last_str(opt));
+		    cfg_opt_name(opt), v, why);
 		return -1;
 	}
 	return 0;
@@ -1172,6 +1177,8 @@ pool_copy(struct loader *ld, cfg_t *sec, const char *file, int line,
 	if (ld->oom)
 		return -1;
 
+	if (p->listen && strncmp(p->listen, "unix:", 5) == 0)
+		memmove(p->listen, p->listen + 5, strlen(p->listen + 5) + 1);
 	if (p->listen == NULL)
 		FAIL("pool '%s': option 'listen' is required (a unix socket path or "
 		    "host:port)", name);

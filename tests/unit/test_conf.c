@@ -732,6 +732,12 @@ START_TEST(wildcard_address_conflicts_with_any_host_on_its_port)
 	fail_main("pool a { listen = \"9000\"  module = \"a\"  max_children = 1 }\n"
 	    "pool b { listen = \"127.0.0.1:9000\"  module = \"a\"  max_children = 1 }\n",
 	    "main.conf:2: pool 'b': listen address '127.0.0.1:9000' is already used by pool 'a' (...");
+	fail_main("pool a { listen = \"unix:/run/a.sock\"  module = \"a\"  max_children = 1 }\n"
+	    "pool b { listen = \"/run/a.sock\"  module = \"a\"  max_children = 1 }\n",
+	    "main.conf:2: pool 'b': listen address '/run/a.sock' is already used by pool 'a' (...");
+	fail_main("pool a { listen = \"*:9000\"  module = \"a\"  max_children = 1 }\n"
+	    "pool b { listen = \"[::1]:9000\"  module = \"a\"  max_children = 1 }\n",
+	    "main.conf:2: pool 'b': listen address '[::1]:9000' is already used by pool 'a' (...");
 	fail_main("pool a { listen = \"[::1]:9000\"  module = \"a\"  max_children = 1 }\n"
 	    "pool b { listen = \"0.0.0.0:9000\"  module = \"a\"  max_children = 1 }\n",
 	    "main.conf:2: pool 'b': listen address '0.0.0.0:9000' is already used by pool 'a' (...");
@@ -801,6 +807,8 @@ START_TEST(listen_accepts_unix_tcp_v6_and_bare_port)
 	ck_assert_str_eq(pool_with("  listen = 9000")->listen, ":9000");
 	ck_assert_str_eq(pool_with("  listen = \"1\"")->listen, ":1");
 	ck_assert_str_eq(pool_with("  listen = \":65535\"")->listen, ":65535");
+	ck_assert_str_eq(pool_with("  listen = \"*:9000\"")->listen, "*:9000");
+	ck_assert_str_eq(pool_with("  listen = \"unix:/run/$pool.sock\"")->listen, "/run/web.sock");
 }
 END_TEST
 
@@ -812,6 +820,10 @@ START_TEST(listen_refuses_bad_addresses)
 	pool_fails("  listen = \"127.0.0.1:http\"", "main.conf:5: option 'listen': invalid address '127.0.0.1:http': the port must be 1 to 65535");
 	pool_fails("  listen = \"::1:9000\"", "main.conf:5: option 'listen': invalid address '::1:9000': an IPv6 address is written [addr]:port");
 	pool_fails("  listen = \"[::1]9000\"", "main.conf:5: option 'listen': invalid address '[::1]9000': an IPv6 address is written [addr]:port");
+	pool_fails("  listen = \"[]:9000\"", "main.conf:5: option 'listen': invalid address '[]:9000': the part in brackets is not an IPv6 address");
+	pool_fails("  listen = \"[127.0.0.1]:9000\"", "main.conf:5: option 'listen': invalid address '[127.0.0.1]:9000': the part in brackets is not an IPv6 address");
+	pool_fails("  listen = \"unix:run/web.sock\"", "main.conf:5: option 'listen': invalid address 'unix:run/web.sock': a unix socket path must be absolute");
+	pool_fails("  listen = \"\"", "main.conf:5: option 'listen': invalid address '': use an absolute unix socket path or host:port");
 	pool_fails("  listen = 0", "main.conf:5: option 'listen': invalid address '0': the port must be 1 to 65535");
 	pool_fails("  listen = 70000", "main.conf:5: option 'listen': invalid address '70000': the port must be 1 to 65535");
 }
