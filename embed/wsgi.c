@@ -913,7 +913,8 @@ chunk_send(struct wsgi_req *req, PyObject *item, bool flush)
  * Send RESULT, the app's iterable.  A list or tuple is sent as is (a
  * one-item list is Django's and Flask's common case and needs no iterator
  * protocol); anything else is iterated, each chunk flushed before the next
- * is asked for, since the app may take its time producing it.
+ * is asked for, since the app may take its time producing it (PEP 3333:
+ * no block may be delayed).
  */
 static enum send_state
 response_body(struct wsgi_req *req, PyObject *result)
@@ -921,7 +922,7 @@ response_body(struct wsgi_req *req, PyObject *result)
 	enum send_state st = SEND_OK;
 	PyObject *iter, *item;
 	Py_ssize_t i;
-	bool handled;
+	bool handled, flush;
 
 	if (PyList_CheckExact(result) || PyTuple_CheckExact(result)) {
 		for (i = 0; st == SEND_OK &&
@@ -939,8 +940,12 @@ response_body(struct wsgi_req *req, PyObject *result)
 		}
 		if ((iter = PyObject_GetIter(result)) == NULL)
 			return SEND_ERROR;
+		/* Django's HttpResponse iterates over its list: nothing to
+		 * wait for between chunks, so the host's last write will do. */
+		flush = !Py_IS_TYPE(iter, &PyListIter_Type) &&
+		    !Py_IS_TYPE(iter, &PyTupleIter_Type);
 		while ((item = PyIter_Next(iter)) != NULL) {
-			st = chunk_send(req, item, true);
+			st = chunk_send(req, item, flush);
 			Py_DECREF(item);
 			if (st != SEND_OK)
 				break;

@@ -63,6 +63,17 @@ expect(const char *name, const char *uri, const char *want, int want_rc)
 	fake_free(f);
 }
 
+/* Compare battery.closes with WANT. */
+static void
+closecount(const char *want)
+{
+	struct fake *f = req("closecount", "/");
+
+	ck_assert_int_eq(serve(f), 0);
+	ck_assert_str_eq(fake_body_out(f), want);
+	fake_free(f);
+}
+
 /* ---------------------------------------------------------------- paths */
 
 static void
@@ -461,6 +472,19 @@ START_TEST(single_item_list_is_one_write_no_flush)
 }
 END_TEST
 
+START_TEST(list_backed_iterable_is_not_flushed_per_chunk)
+{
+	struct fake *f = req("listresponse", "/");
+
+	expect("closecount", "/?reset", OK_TEXT("0"), 0);
+	ck_assert_int_eq(serve(f), 0);
+	ck_assert_str_eq(f->out, OK_TEXT("headtail"));
+	ck_assert_int_eq(f->nflushes, 0);
+	fake_free(f);
+	closecount("1");
+}
+END_TEST
+
 START_TEST(empty_body_sends_headers_at_the_end)
 {
 	expect("empty", "/", "Status: 204 No Content\r\nX-Empty: yes\r\n\r\n",
@@ -504,16 +528,6 @@ START_TEST(missing_start_response_or_str_body_is_a_500)
 	ck_assert_ptr_nonnull(strstr(fake_log(), "must yield bytes, not str"));
 }
 END_TEST
-
-static void
-closecount(const char *want)
-{
-	struct fake *f = req("closecount", "/");
-
-	ck_assert_int_eq(serve(f), 0);
-	ck_assert_str_eq(fake_body_out(f), want);
-	fake_free(f);
-}
 
 START_TEST(close_called_once_on_every_path)
 {
@@ -890,6 +904,7 @@ wsgi_suite(void)
 	tcase_add_test(tc, write_callable_then_iterable);
 	tcase_add_test(tc, streaming_sends_each_chunk_before_the_next);
 	tcase_add_test(tc, single_item_list_is_one_write_no_flush);
+	tcase_add_test(tc, list_backed_iterable_is_not_flushed_per_chunk);
 	tcase_add_test(tc, empty_body_sends_headers_at_the_end);
 	tcase_add_test(tc, head_passes_through_what_the_app_sends);
 	tcase_add_test(tc, exception_before_headers_is_a_500_with_traceback);

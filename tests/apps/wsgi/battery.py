@@ -161,6 +161,18 @@ def app_closecount(environ, start_response):
     return reply(start_response, str(closes))
 
 
+class ListResponse(Closing):
+    """Like Django's HttpResponse: __iter__ returns iter(a list)."""
+
+    def __iter__(self):
+        return iter(self.chunks)
+
+
+def app_listresponse(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return ListResponse(environ, [b"head", b"", b"tail"])
+
+
 def app_stream(environ, start_response):
     start_response("200 OK", [("Content-Type", "text/plain")])
     yield b""
