@@ -31,6 +31,7 @@
 
 #define MAX_FILE_SIZE	(4 << 20)	/* a config file larger than this is a mistake */
 #define MAX_DURATION_MS	((long)INT_MAX)	/* ~596h: fits every int timer downstream */
+#define MAX_SIZE	(1L << 50)	/* 1024T: leaves room for rounding downstream */
 #define MAX_POOL_NAME	64
 #define UNIX_PATH_MAX	108		/* sizeof(sun_path) */
 /*
@@ -109,8 +110,8 @@ static const struct {
 	{ "max_spare",			1, 4096 },
 	{ "max_spawn_rate",		1, 1024 },
 	{ "threads",			1, 256 },
-	{ "max_requests",		0, LONG_MAX },
-	{ "max_requests_jitter",	0, LONG_MAX },
+	{ "max_requests",		0, 1000000000 },	/* + jitter fits a long */
+	{ "max_requests_jitter",	0, 1000000000 },
 	{ "emergency_restart_threshold", 0, 1000000 },
 };
 
@@ -277,7 +278,7 @@ parse_size(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
 	if (*end != '\0' && end[1] != '\0' &&
 	    !(toupper((unsigned char)end[1]) == 'B' && end[2] == '\0'))
 		goto bad;
-	if (n > LONG_MAX / mult)
+	if (n > MAX_SIZE / mult)
 		goto toolarge;
 	*(long *)result = (long)(n * mult);
 	return 0;
@@ -286,7 +287,8 @@ bad:
 	    name, value);
 	return -1;
 toolarge:
-	cfg_error(cfg, "option '%s': size '%s' is too large", name, value);
+	cfg_error(cfg, "option '%s': size '%s' is too large (at most %ldT)", name,
+	    value, MAX_SIZE >> 40);
 	return -1;
 }
 

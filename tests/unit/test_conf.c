@@ -1135,7 +1135,8 @@ START_TEST(spawn_rate_threads_requests)
 	pool_fails("  threads = 0", "main.conf:5: option 'threads': 0 is out of range (allowed: 1 to 256)");
 	pool_fails("  threads = 257", "main.conf:5: option 'threads': 257 is out of range (allowed: 1 to 256)");
 	pool_fails("  max_spawn_rate = 0", "main.conf:5: option 'max_spawn_rate': 0 is out of range (allowed: 1 to 1024)");
-	pool_fails("  max_requests = -1", "main.conf:5: option 'max_requests': -1 is negative (allowed: 0 to 9223372036854775807)");
+	pool_fails("  max_requests = -1", "main.conf:5: option 'max_requests': -1 is negative (allowed: 0 to 1000000000)");
+	pool_fails("  max_requests_jitter = 1000000001", "main.conf:5: option 'max_requests_jitter': 1000000001 is out of range (allowed: 0 to 1000000000)");
 	pool_fails("  max_requests_jitter = x", "main.conf:5: option 'max_requests_jitter': 'x' is not a whole number");
 }
 END_TEST
@@ -1231,22 +1232,25 @@ START_TEST(sizes_units)
 	ck_assert_int_eq(size_of("512mb"), 512L << 20);
 	ck_assert_int_eq(size_of("2G"), 2L << 30);
 	ck_assert_int_eq(size_of("1T"), 1L << 40);
-	ck_assert_int_eq(size_of("8388607T"), 8388607L << 40);
-	ck_assert_int_eq(size_of("9223372036854775807"), LONG_MAX);
+	ck_assert_int_eq(size_of("1024T"), 1L << 50);
+	ck_assert_int_eq(size_of("1125899906842624"), 1L << 50);
 }
 END_TEST
 
 START_TEST(sizes_refuse_bad_and_huge_values)
 {
 #define BAD_SIZE(v)	"main.conf:5: option 'max_rss': invalid size '" v "' (use e.g. 4096, 64K, 512M, 2G)"
-#define HUGE_SIZE(v)	"main.conf:5: option 'max_rss': size '" v "' is too large"
+#define HUGE_SIZE(v)	"main.conf:5: option 'max_rss': size '" v "' is too large (at most 1024T)"
 	pool_fails("  max_rss = 12Q", BAD_SIZE("12Q"));
 	pool_fails("  max_rss = 1.5G", BAD_SIZE("1.5G"));
 	pool_fails("  max_rss = M", BAD_SIZE("M"));
 	pool_fails("  max_rss = 1MiB", BAD_SIZE("1MiB"));
 	pool_fails("  max_rss = 1KBB", BAD_SIZE("1KBB"));
 	pool_fails("  max_rss = -1", "main.conf:5: option 'max_rss': size '-1' is negative");
-	pool_fails("  max_rss = 8388608T", HUGE_SIZE("8388608T"));
+	pool_fails("  max_rss = 1025T", HUGE_SIZE("1025T"));
+	pool_fails("  max_rss = 1048577G", HUGE_SIZE("1048577G"));
+	pool_fails("  max_rss = 1125899906842625", HUGE_SIZE("1125899906842625"));
+	pool_fails("  max_rss = 9223372036854775807", HUGE_SIZE("9223372036854775807"));
 	pool_fails("  max_rss = 9223372036854775808", HUGE_SIZE("9223372036854775808"));
 	pool_fails("  max_rss = 99999999999999999999999999999G", HUGE_SIZE("99999999999999999999999999999G"));
 #undef BAD_SIZE
