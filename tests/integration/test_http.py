@@ -79,6 +79,9 @@ class HelloBehindNginx(harness.TestCase):
         self.assertEqual(r.status, 500)
         self.pm.wait_log(r"/crash was requested", timeout=10)
         self.assertIn("RuntimeError", self.pm.log())
+        # the traceback is in the pool's log, on lines naming the pool and the worker
+        line = [l for l in self.pm.log().splitlines() if "/crash was requested" in l][0]
+        self.assertRegex(line, r"^\[[^]]+\] ERROR: \[pool hello\] pid \d+: ")
         # and the pool keeps serving
         for _ in range(6):
             self.assertEqual(get(self.port, "/after").status, 200)

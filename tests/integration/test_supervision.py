@@ -7,7 +7,7 @@ import threading
 import time
 
 import harness
-from harness import get, hello_pool, pid_alive, wait_until
+from harness import Raw, get, hello_pool, pid_alive, wait_until
 
 
 def cpu_seconds(pid):
@@ -31,6 +31,17 @@ class Supervision(harness.TestCase):
         self.start()
         with open(self.pm.pid_file) as f:
             self.assertEqual(int(f.read().strip()), self.pm.pid)
+
+    def test_log_lines_have_time_level_pool_and_pid(self):
+        workers = self.start(workers=2)
+        self.pm.stop()
+        lines = self.pm.log().splitlines()
+        self.assertTrue(lines)
+        rx = r"^\[\d{2}-[A-Z][a-z]{2}-\d{4} \d{2}:\d{2}:\d{2}\.\d{3}\] (ERROR|WARNING|NOTICE|DEBUG): "
+        for line in lines:
+            self.assertRegex(line, rx)
+        for pid in workers:
+            self.assertRegex(self.pm.log(), r"(?m)%s\[pool hello\] .*\b%d\b" % (rx[1:], pid))
 
     def test_sigkilled_worker_is_replaced_while_pool_answers(self):
         before = self.start(workers=2)
@@ -96,6 +107,32 @@ class Supervision(harness.TestCase):
         self.assertEqual(rc, 0)
         self.assertFalse(os.path.exists(self.pm.socket("hello")), "socket left behind")
         self.assertFalse(os.path.exists(self.pm.pid_file), "pid file left behind")
+
+    def test_sigquit_is_bounded_by_process_control_timeout(self):
+        self.pm = self.fcgi_pm([hello_pool(max_children=1)],
+                               main_options={"process_control_timeout": Raw("1s")})
+        self.ng = self.nginx()
+        self.site = self.ng.add_site(self.pm.socket("hello"))
+        self.ng.start()
+        harness.wait_http(self.site.port, "/")
+        t = threading.Thread(target=lambda: self._quiet_get("/slow?s=20"))
+        t.start()
+        time.sleep(0.5)
+        t0 = time.monotonic()
+        self.pm.signal(signal.SIGQUIT)
+        rc = self.pm.wait(15)
+        took = time.monotonic() - t0
+        t.join(30)
+        self.assertIsNotNone(rc, "master still running 15s after SIGQUIT")
+        self.assertLess(took, 6, "graceful stop took %.1fs with process_control_timeout = 1s"
+                        % took)
+        self.assertFalse(os.path.exists(self.pm.socket("hello")), "socket left behind")
+
+    def _quiet_get(self, path):
+        try:
+            get(self.site.port, path, timeout=30)
+        except Exception:
+            pass
 
     def test_sigterm_stops_everything_and_cleans_up(self):
         workers = self.start(workers=2)
