@@ -976,7 +976,8 @@ response_fail(struct wsgi_req *req, const char *label)
 	struct request *r = req->r;
 	int rc;
 
-	if (req->gone) {
+	/* A failed read of the body (wsgi.input raised) is the client too. */
+	if (req->gone || r->io_error != 0) {
 		PyErr_Clear();
 		wlog(WLOG_NOTICE, "wsgi: %s: the client closed the connection "
 		    "(%s)", label, strerror(r->io_error != 0 ? r->io_error :

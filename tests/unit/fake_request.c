@@ -100,6 +100,11 @@ request_read(struct request *r, void *buf, size_t len)
 	size_t n = f->body_len - f->body_pos;
 
 	f->nreads++;
+	if (n == 0 && f->read_fails) {
+		r->io_error = ECONNRESET;
+		r->aborted = true;
+		return -1;
+	}
 	if (n > len)
 		n = len;
 	if (f->read_max > 0 && n > f->read_max)

@@ -17,6 +17,7 @@ struct fake {
 	size_t body_len, body_pos;
 	size_t read_max;		/* most bytes one request_read() gives, 0 = all */
 	int nreads;
+	bool read_fails;		/* request_read() fails at the end of body */
 
 	char *out;			/* FCGI_STDOUT as the gateway wrote it */
 	size_t out_len, out_cap;

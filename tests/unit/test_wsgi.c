@@ -359,6 +359,21 @@ START_TEST(input_large_body_streams_in_bounded_reads)
 }
 END_TEST
 
+START_TEST(input_read_error_ends_the_request_quietly)
+{
+	struct fake *f = req("input", "/?read");
+
+	fake_log_reset();
+	fake_param(f, "CONTENT_LENGTH", "100", -1);
+	fake_body(f, "short", 5);
+	f->read_fails = true;
+	ck_assert_int_eq(serve(f), -1);
+	ck_assert_str_eq(fake_log(), "notice: wsgi: GET /?read: the client "
+	    "closed the connection (Connection reset by peer)\n");
+	fake_free(f);
+}
+END_TEST
+
 /* --------------------------------------------------- status and headers */
 
 START_TEST(bad_status_is_a_500_and_logged)
@@ -893,6 +908,7 @@ wsgi_suite(void)
 	tcase_add_test(tc, input_readlines_with_hint);
 	tcase_add_test(tc, input_iteration);
 	tcase_add_test(tc, input_large_body_streams_in_bounded_reads);
+	tcase_add_test(tc, input_read_error_ends_the_request_quietly);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("response");
