@@ -59,6 +59,7 @@ struct loader {
 	int include_dir_line;
 	int open_quote_line;		/* a quote never closed starts here */
 	int open_brace_line;		/* a '{' never closed is here */
+	struct stat main_st;		/* the main file, not to be read twice */
 };
 
 static struct loader *cur;
@@ -1390,7 +1391,10 @@ cmp_names(const struct dirent **a, const struct dirent **b)
 	return strcmp((*a)->d_name, (*b)->d_name);
 }
 
-/* Parse every site file of C->include_dir, named at main file line LINE. */
+/*
+ * Parse every site file of C->include_dir, named at main file line LINE.
+ * The main file itself is skipped, should include_dir be its own directory.
+ */
 static void
 load_include_dir(struct loader *ld, struct conf *c, int line)
 {
@@ -1409,8 +1413,9 @@ load_include_dir(struct loader *ld, struct conf *c, int line)
 		if (asprintf(&path, "%s/%s", c->include_dir, ents[i]->d_name) == -1) {
 			ld->oom = true;
 			path = NULL;
-		} else if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
-			;	/* a directory called x.conf is no site file */
+		} else if (stat(path, &st) == 0 && (S_ISDIR(st.st_mode) ||
+		    (st.st_dev == ld->main_st.st_dev && st.st_ino == ld->main_st.st_ino))) {
+			;	/* a directory called x.conf, or the main file */
 		} else if ((cfg = parse_file(ld, path, true)) != NULL) {
 			copy_pools(ld, c, cfg, path);
 			cfg_free(cfg);
@@ -1423,6 +1428,13 @@ load_include_dir(struct loader *ld, struct conf *c, int line)
 
 /* ------------------------------------------------------------- interface */
 
+/*
+ * Parse FILE and the site files of its include_dir into a new struct conf,
+ * which the caller frees with conf_free().  On any error returns NULL, with
+ * one "FILE:LINE: ..." line per error in ERRBUF (always NUL-terminated when
+ * ERRLEN > 0; may be NULL).  Not reentrant: libconfuse's parser has global
+ * state, so call it from the main thread only.
+ */
 struct conf *
 conf_load(const char *file, char *errbuf, size_t errlen)
 {
@@ -1443,6 +1455,9 @@ conf_load(const char *file, char *errbuf, size_t errlen)
 	if ((cfg = parse_file(&ld, file, false)) != NULL) {
 		int include_line = ld.include_dir_line;
 
+		if (stat(file, &ld.main_st) == -1)
+			memset(&ld.main_st, 0, sizeof(ld.main_st));
+
 		copy_globals(&ld, c, cfg);
 		copy_pools(&ld, c, cfg, file);
 		cfg_free(cfg);
@@ -1462,6 +1477,7 @@ conf_load(const char *file, char *errbuf, size_t errlen)
 	return c;
 }
 
+/* Free C and everything in it; NULL is fine. */
 void
 conf_free(struct conf *c)
 {
@@ -1485,6 +1501,7 @@ conf_free(struct conf *c)
 	free(c);
 }
 
+/* The pool called NAME in C, or NULL. */
 const struct pool_conf *
 conf_find_pool(const struct conf *c, const char *name)
 {
@@ -1496,6 +1513,7 @@ conf_find_pool(const struct conf *c, const char *name)
 	return NULL;
 }
 
+/* "static", "dynamic" or "ondemand", as written in the configuration. */
 const char *
 pm_mode_name(enum pm_mode m)
 {

@@ -561,6 +561,19 @@ START_TEST(include_dir_loads_sorted_conf_files_relative_to_main_file)
 }
 END_TEST
 
+START_TEST(include_dir_holding_the_main_file_skips_it)
+{
+	struct conf *c;
+
+	put("etc/site.conf", "pool b { listen = \":9002\"  module = \"b\"  max_children = 1 }\n");
+	c = load_file(put("etc/main.conf", "include_dir = \".\"\n"
+	    "pool a { listen = \":9001\"  module = \"a\"  max_children = 1 }\n"));
+	ck_assert_msg(c != NULL, "%s", errbuf);
+	ck_assert_uint_eq(c->npools, 2);
+	ck_assert_str_eq(c->pools[1].name, "b");
+}
+END_TEST
+
 START_TEST(main_file_pools_come_before_site_pools)
 {
 	struct conf *c;
@@ -1378,6 +1391,7 @@ conf_suite(void)
 	tc = tcase_create("include");
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, include_dir_loads_sorted_conf_files_relative_to_main_file);
+	tcase_add_test(tc, include_dir_holding_the_main_file_skips_it);
 	tcase_add_test(tc, main_file_pools_come_before_site_pools);
 	tcase_add_test(tc, absolute_include_dir_is_kept);
 	tcase_add_test(tc, missing_include_dir_names_main_file_and_line);
