@@ -355,6 +355,32 @@ START_TEST(missing_main_file_is_an_error)
 }
 END_TEST
 
+START_TEST(file_with_a_nul_byte_is_an_error)
+{
+	FILE *fp = fopen(path("main.conf"), "w");
+
+	ck_assert_ptr_nonnull(fp);
+	fwrite("log_level = debug\n\0\n", 1, 21, fp);
+	fclose(fp);
+	ck_assert_ptr_null(load_file(path("main.conf")));
+	expect_error("main.conf: file contains a NUL byte");
+}
+END_TEST
+
+START_TEST(huge_file_is_an_error)
+{
+	FILE *fp = fopen(path("main.conf"), "w");
+	int i;
+
+	ck_assert_ptr_nonnull(fp);
+	for (i = 0; i < 5 * 1024; i++)
+		fprintf(fp, "#%01022d\n", 0);
+	fclose(fp);
+	ck_assert_ptr_null(load_file(path("main.conf")));
+	expect_error("main.conf: file is too large (over 4 MiB)");
+}
+END_TEST
+
 START_TEST(main_file_that_is_a_directory_is_an_error)
 {
 	ck_assert_ptr_null(load_file(tmp));
@@ -389,6 +415,8 @@ START_TEST(php_fpm_names_get_a_hint)
 	    "main.conf:5: option 'pm.max_children': unknown option (fcgi-pm calls it 'max_children')");
 	pool_fails("  pm.min_spare_servers = 1",
 	    "main.conf:5: option 'pm.min_spare_servers': unknown option (fcgi-pm calls it 'min_spare')");
+	pool_fails("  pm.max_spare_servers = 3",
+	    "main.conf:5: option 'pm.max_spare_servers': unknown option (fcgi-pm calls it 'max_spare')");
 	pool_fails("  listen.owner = www-data",
 	    "main.conf:5: option 'listen.owner': unknown option (fcgi-pm calls it 'listen_owner')");
 }
@@ -470,6 +498,46 @@ START_TEST(conf_find_pool_and_pm_mode_name)
 	ck_assert_str_eq(pm_mode_name(PM_DYNAMIC), "dynamic");
 	ck_assert_str_eq(pm_mode_name(PM_ONDEMAND), "ondemand");
 	conf_free(NULL);
+}
+END_TEST
+
+START_TEST(every_directive_refuses_a_bad_value_at_its_line)
+{
+	static const struct { const char *text, *msg; } globals[] = {
+		{ "error_log = \"\"", "option 'error_log': must not be empty" },
+		{ "status_owner = \"\"", "option 'status_owner': must not be empty" },
+		{ "status_group = \"\"", "option 'status_group': must not be empty" },
+		{ "process_control_timeout = soon", "option 'process_control_timeout': invalid duration 'soon' (use e.g. 250ms, 30s, 5m, 1h; a bare number is seconds)" },
+		{ "emergency_restart_interval = -5s", "option 'emergency_restart_interval': duration '-5s' is negative" },
+		{ "emergency_restart_threshold = 1000001", "option 'emergency_restart_threshold': 1000001 is out of range (allowed: 0 to 1000000)" },
+		{ "include_dir = \"\"", "option 'include_dir': must not be empty" },
+	};
+	static const struct { const char *text, *msg; } pools[] = {
+		{ "script_name = \"\"", "option 'script_name': must not be empty" },
+		{ "slowlog = \"\"", "option 'slowlog': must not be empty" },
+		{ "listen_group = \"\"", "option 'listen_group': must not be empty" },
+		{ "start_servers = 0", "option 'start_servers': 0 is out of range (allowed: 1 to 4096)" },
+		{ "max_spare = 4097", "option 'max_spare': 4097 is out of range (allowed: 1 to 4096)" },
+		{ "process_idle_timeout = 10 s", "option 's': unknown option in a pool section" },
+		{ "request_slowlog_timeout = 1.5", "option 'request_slowlog_timeout': invalid duration '1.5' (use e.g. 250ms, 30s, 5m, 1h; a bare number is seconds)" },
+		{ "allow_root = si", "option 'allow_root': 'si' is not a boolean (use yes or no)" },
+		{ "catch_workers_output = 2", "option 'catch_workers_output': '2' is not a boolean (use yes or no)" },
+		{ "max_requests_jitter = -3", "option 'max_requests_jitter': -3 is negative (allowed: 0 to 1000000000)" },
+		{ "rlimit_core = lots", "option 'rlimit_core': invalid size 'lots' (use e.g. 4096, 64K, 512M, 2G)" },
+	};
+	char text[512], want[512];
+	size_t i;
+
+	for (i = 0; i < sizeof(globals) / sizeof(globals[0]); i++) {
+		snprintf(text, sizeof(text), "# x\n\n%s\n", globals[i].text);
+		snprintf(want, sizeof(want), "main.conf:3: %s", globals[i].msg);
+		fail_main(text, want);
+	}
+	for (i = 0; i < sizeof(pools) / sizeof(pools[0]); i++) {
+		snprintf(text, sizeof(text), "  %s", pools[i].text);
+		snprintf(want, sizeof(want), "main.conf:5: %s", pools[i].msg);
+		pool_fails(text, want);
+	}
 }
 END_TEST
 
@@ -837,6 +905,15 @@ START_TEST(listen_refuses_bad_addresses)
 	pool_fails("  listen = \"[127.0.0.1]:9000\"", "main.conf:5: option 'listen': invalid address '[127.0.0.1]:9000': the part in brackets is not an IPv6 address");
 	pool_fails("  listen = \"unix:run/web.sock\"", "main.conf:5: option 'listen': invalid address 'unix:run/web.sock': a unix socket path must be absolute");
 	pool_fails("  listen = \"\"", "main.conf:5: option 'listen': invalid address '': use an absolute unix socket path or host:port");
+	{
+		char body[512], want[512];
+
+		snprintf(body, sizeof(body), "  listen = \"%0300d:80\"", 0);
+		snprintf(want, sizeof(want), "main.conf:5: option 'listen': invalid address "
+		    "'%0300d:80': the host name is too long", 0);
+		pool_fails(body, want);
+	}
+	pool_fails("  listen = \"a b:80\"", "main.conf:5: option 'listen': invalid address 'a b:80': use an absolute unix socket path or host:port");
 	pool_fails("  listen = 0", "main.conf:5: option 'listen': invalid address '0': the port must be 1 to 65535");
 	pool_fails("  listen = 70000", "main.conf:5: option 'listen': invalid address '70000': the port must be 1 to 65535");
 }
@@ -916,6 +993,8 @@ START_TEST(user_group_chdir_are_copied)
 	ck_assert_str_eq(p->user, "shop");
 	ck_assert_str_eq(p->group, "www-data");
 	ck_assert_str_eq(p->chdir, "/srv/shop");
+	ck_assert_str_eq(pool_with("  chdir = /srv/unquoted/path")->chdir, "/srv/unquoted/path");
+	ck_assert_str_eq(pool_with("  chdir = /srv/x//comment")->chdir, "/srv/x");
 	pool_fails("  chdir = \"srv\"", "main.conf:5: option 'chdir': 'srv' is not an absolute path");
 	pool_fails("  user = \"\"", "main.conf:5: option 'user': must not be empty");
 	pool_fails("  group = \"\"", "main.conf:5: option 'group': must not be empty");
@@ -1362,6 +1441,8 @@ conf_suite(void)
 	tcase_add_test(tc, negative_emergency_restart_threshold_is_refused);
 	tcase_add_test(tc, missing_main_file_is_an_error);
 	tcase_add_test(tc, main_file_that_is_a_directory_is_an_error);
+	tcase_add_test(tc, file_with_a_nul_byte_is_an_error);
+	tcase_add_test(tc, huge_file_is_an_error);
 	tcase_add_test(tc, no_pool_at_all_is_an_error);
 	tcase_add_test(tc, unknown_global_option_names_file_line_and_option);
 	tcase_add_test(tc, unknown_pool_option_names_file_line_and_option);
@@ -1375,6 +1456,7 @@ conf_suite(void)
 	tcase_add_test(tc, list_value_for_a_single_value_option_is_a_syntax_error);
 	tcase_add_test(tc, errbuf_may_be_null_or_tiny);
 	tcase_add_test(tc, conf_find_pool_and_pm_mode_name);
+	tcase_add_test(tc, every_directive_refuses_a_bad_value_at_its_line);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("lines");
