@@ -810,7 +810,7 @@ filewrapper_send(struct wsgi_req *req, struct filewrapper *fw, bool *handled)
 	PyObject *head = NULL;
 	char *buf;
 	ssize_t n = 0;
-	int fd, rc = 0;
+	int fd, rc = 0, err = 0;
 
 	*handled = false;
 	if (fw->filelike == NULL || req->head == NULL)
@@ -856,8 +856,10 @@ filewrapper_send(struct wsgi_req *req, struct filewrapper *fw, bool *handled)
 	while (rc == 0 && left > 0) {
 		n = pread(fd, buf, left < FILE_BLOCK ? (size_t)left :
 		    FILE_BLOCK, pos);
-		if (n <= 0)
+		if (n <= 0) {
+			err = n < 0 ? errno : 0;
 			break;
+		}
 		rc = request_write(r, buf, (size_t)n);
 		pos += n;
 		left -= n;
@@ -872,10 +874,9 @@ filewrapper_send(struct wsgi_req *req, struct filewrapper *fw, bool *handled)
 	}
 	if (left > 0) {
 		/* The file shrank or failed under us: the response is short. */
-		errno = n < 0 ? errno : 0;
 		PyErr_Format(PyExc_OSError, "file_wrapper: reading the file "
 		    "failed with %lld bytes left%s%s", left,
-		    n < 0 ? ": " : "", n < 0 ? strerror(errno) : "");
+		    err != 0 ? ": " : "", err != 0 ? strerror(err) : "");
 		return SEND_ERROR;
 	}
 	return SEND_OK;
