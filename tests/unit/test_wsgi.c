@@ -532,7 +532,7 @@ START_TEST(exception_before_headers_is_a_500_with_traceback)
 }
 END_TEST
 
-START_TEST(missing_start_response_or_str_body_is_a_500)
+START_TEST(missing_start_response_or_bad_body_is_a_500)
 {
 	fake_log_reset();
 	expect("nostart", "/", RESPONSE_500, 0);
@@ -541,6 +541,10 @@ START_TEST(missing_start_response_or_str_body_is_a_500)
 	fake_log_reset();
 	expect("str", "/", RESPONSE_500, 0);
 	ck_assert_ptr_nonnull(strstr(fake_log(), "must yield bytes, not str"));
+	fake_log_reset();
+	expect("none", "/", RESPONSE_500, 0);
+	ck_assert_ptr_nonnull(strstr(fake_log(), "TypeError: 'NoneType' object "
+	    "is not iterable"));
 }
 END_TEST
 
@@ -561,6 +565,13 @@ START_TEST(close_called_once_on_every_path)
 	ck_assert_int_eq(f->nwrites, 3);	/* stopped iterating */
 	fake_free(f);
 	closecount("3");
+	/* close() raising: logged, the response stands */
+	fake_log_reset();
+	expect("close", "/?closeraise", OK_TEXT("onetwothree"), 0);
+	ck_assert_ptr_nonnull(strstr(fake_log(), "error: wsgi: GET "
+	    "/?closeraise: exception in the response's close()\n"));
+	ck_assert_ptr_nonnull(strstr(fake_log(), "battery.Boom: in close"));
+	closecount("4");
 }
 END_TEST
 
@@ -924,7 +935,7 @@ wsgi_suite(void)
 	tcase_add_test(tc, empty_body_sends_headers_at_the_end);
 	tcase_add_test(tc, head_passes_through_what_the_app_sends);
 	tcase_add_test(tc, exception_before_headers_is_a_500_with_traceback);
-	tcase_add_test(tc, missing_start_response_or_str_body_is_a_500);
+	tcase_add_test(tc, missing_start_response_or_bad_body_is_a_500);
 	tcase_add_test(tc, close_called_once_on_every_path);
 	tcase_add_test(tc, client_gone_in_write_raises_in_the_app);
 	tcase_add_test(tc, kept_references_expire_with_the_request);

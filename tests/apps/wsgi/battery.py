@@ -140,18 +140,21 @@ class Closing:
     def __iter__(self):
         for c in self.chunks:
             yield c
-        if self.fail:
+        if self.fail is True:
             raise Boom("in iteration")
 
     def close(self):
         global closes
         closes += 1
+        if self.fail == "close":
+            raise Boom("in close")
 
 
 def app_close(environ, start_response):
     start_response("200 OK", [("Content-Type", "text/plain")])
     q = environ["QUERY_STRING"]
-    return Closing(environ, [b"one", b"two", b"three"], fail=(q == "raise"))
+    return Closing(environ, [b"one", b"two", b"three"],
+                   fail=(q == "raise") or (q == "closeraise" and "close"))
 
 
 def app_closecount(environ, start_response):
@@ -188,6 +191,10 @@ def app_empty(environ, start_response):
 
 def app_boom(environ, start_response):
     raise Boom("before start_response")
+
+
+def app_none(environ, start_response):
+    start_response("200 OK", [])
 
 
 def app_nostart(environ, start_response):
