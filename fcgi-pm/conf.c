@@ -618,8 +618,8 @@ static cfg_opt_t pool_opts[] = {
 	CFG_INT_CB("pm", PM_STATIC, CFGF_NONE, parse_pm),
 	CFG_INT_CB("max_children", 0, CFGF_NODEFAULT, parse_int),
 	CFG_INT_CB("start_servers", 0, CFGF_NODEFAULT, parse_int),	/* computed */
-	CFG_INT_CB("min_spare", 0, CFGF_NODEFAULT, parse_int),
-	CFG_INT_CB("max_spare", 0, CFGF_NODEFAULT, parse_int),
+	CFG_INT_CB("min_spare", 0, CFGF_NODEFAULT, parse_int),	/* computed */
+	CFG_INT_CB("max_spare", 0, CFGF_NODEFAULT, parse_int),	/* computed */
 	CFG_INT_CB("max_spawn_rate", 32, CFGF_NONE, parse_int),
 	CFG_INT_CB("process_idle_timeout", 10000, CFGF_NONE, parse_duration),
 	CFG_INT_CB("threads", 1, CFGF_NONE, parse_int),
@@ -1227,11 +1227,15 @@ pool_copy(struct loader *ld, cfg_t *sec, const char *file, int line,
 			    "0 with pm = ondemand", name, p->process_idle_timeout_ms);
 		break;
 	case PM_DYNAMIC:
-		if (cfg_size(sec, "min_spare") == 0 || cfg_size(sec, "max_spare") == 0) {
-			FAIL("pool '%s': pm = dynamic requires min_spare and max_spare "
-			    "(at least 1)", name);
-			break;
-		}
+		/*
+		 * php-fpm insists on both; defaults that pass the checks
+		 * below let a minimal pool say just `pm = dynamic`.
+		 */
+		if (cfg_size(sec, "min_spare") == 0)
+			p->min_spare = 1;
+		if (cfg_size(sec, "max_spare") == 0)
+			p->max_spare = p->max_children / 2 > p->min_spare ?
+			    p->max_children / 2 : p->min_spare;
 		if (p->min_spare > p->max_children || p->max_spare > p->max_children) {
 			FAIL("pool '%s': min_spare (%d) and max_spare (%d) cannot be "
 			    "greater than max_children (%d)", name, p->min_spare,

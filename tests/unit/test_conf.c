@@ -864,6 +864,17 @@ START_TEST(fixture_tree_loads)
 }
 END_TEST
 
+START_TEST(design_sketch_loads)
+{
+	struct conf *c = load_file(SRCDIR "/tests/unit/conf/design-sketch.conf");
+
+	ck_assert_msg(c != NULL, "%s", errbuf);
+	ck_assert_int_eq(c->pools[0].line, 9);
+	ck_assert_int_eq(c->pools[0].pm, PM_DYNAMIC);
+	ck_assert_int_eq(c->pools[0].request_slowlog_timeout_ms, 5000);
+}
+END_TEST
+
 START_TEST(shipped_example_configuration_loads)
 {
 	struct conf *c = load_file(SRCDIR "/etc/fcgi-pm.conf");
@@ -1188,12 +1199,32 @@ START_TEST(pm_dynamic_computes_start_servers_like_php_fpm)
 }
 END_TEST
 
+START_TEST(pm_dynamic_without_spare_settings_gets_defaults)
+{
+	const struct pool_conf *p = pool_with("  pm = dynamic\n  max_children = 8");
+
+	ck_assert_int_eq(p->min_spare, 1);
+	ck_assert_int_eq(p->max_spare, 4);		/* max_children / 2 */
+	ck_assert_int_eq(p->start_servers, 2);		/* 1 + (4 - 1) / 2 */
+	p = pool_with("  pm = dynamic\n  max_children = 1");
+	ck_assert_int_eq(p->min_spare, 1);
+	ck_assert_int_eq(p->max_spare, 1);
+	ck_assert_int_eq(p->start_servers, 1);
+	p = pool_with("  pm = dynamic\n  max_children = 20\n  min_spare = 12");
+	ck_assert_int_eq(p->max_spare, 12);		/* never below min_spare */
+	ck_assert_int_eq(p->start_servers, 12);
+	p = pool_with("  pm = dynamic\n  max_children = 20\n  max_spare = 3");
+	ck_assert_int_eq(p->min_spare, 1);
+	ck_assert_int_eq(p->start_servers, 2);
+}
+END_TEST
+
 START_TEST(pm_dynamic_cross_field_errors_name_the_pool)
 {
-	pool_fails("  pm = dynamic\n  max_spare = 3",
-	    "main.conf:1: pool 'web': pm = dynamic requires min_spare and max_spare (at least 1)");
-	pool_fails("  pm = dynamic\n  min_spare = 1",
-	    "main.conf:1: pool 'web': pm = dynamic requires min_spare and max_spare (at least 1)");
+	pool_fails("  pm = dynamic\n  min_spare = 5",
+	    "main.conf:1: pool 'web': min_spare (5) and max_spare (5) cannot be greater than max_children (4)");
+	pool_fails("  pm = dynamic\n  start_servers = 3",
+	    "main.conf:1: pool 'web': start_servers (3) must not be less than min_spare (1) and not greater than max_spare (2)");
 	pool_fails("  pm = dynamic\n  min_spare = 0\n  max_spare = 2",
 	    "main.conf:6: option 'min_spare': 0 is out of range (allowed: 1 to 4096)");
 	pool_fails("  pm = dynamic\n  min_spare = 1\n  max_spare = 5",
@@ -1494,6 +1525,7 @@ conf_suite(void)
 	tcase_add_test(tc, wildcard_address_conflicts_with_any_host_on_its_port);
 	tcase_add_test(tc, different_hosts_or_ports_do_not_conflict);
 	tcase_add_test(tc, fixture_tree_loads);
+	tcase_add_test(tc, design_sketch_loads);
 	tcase_add_test(tc, shipped_example_configuration_loads);
 	suite_add_tcase(s, tc);
 
@@ -1522,6 +1554,7 @@ conf_suite(void)
 	tcase_add_test(tc, pm_refuses_unknown_mode);
 	tcase_add_test(tc, max_children_range_and_required);
 	tcase_add_test(tc, pm_dynamic_computes_start_servers_like_php_fpm);
+	tcase_add_test(tc, pm_dynamic_without_spare_settings_gets_defaults);
 	tcase_add_test(tc, pm_dynamic_cross_field_errors_name_the_pool);
 	tcase_add_test(tc, spare_settings_are_ignored_outside_dynamic);
 	tcase_add_test(tc, spawn_rate_threads_requests);
