@@ -1001,13 +1001,14 @@ def chart(ctx, summ, started):
             ax.set_title("%s\n%s" % (app, title) if j == 0 else title, fontsize=9)
             ax.tick_params(axis="x", labelsize=7)
             xmax = ax.get_xlim()[1]
-            for y, val in zip(ypos, vals):
+            tops = [x["max"] for _, x in rows] if metric == "rps" else vals
+            for y, val, top in zip(ypos, vals, tops):
                 txt = " %.0f" % val if metric == "rps" else " %.2f" % val
                 if val > xmax:
                     ax.text(xmax, y, "%s (off scale) " % txt.strip(), va="center", ha="right",
                             fontsize=7, color="white")
                 else:
-                    ax.text(val, y, txt, va="center", fontsize=7)
+                    ax.text(top, y, txt, va="center", fontsize=7)
     fig.suptitle("fcgi-pm vs peers behind one nginx — %s, %d CPUs, %d workers × %d thread%s"
                  % (started, os.cpu_count(), WORKERS, THREADS,
                     " (quick run)" if ctx.args.quick else ""), fontsize=10)
