@@ -1192,8 +1192,10 @@ pool_copy(struct loader *ld, cfg_t *sec, const char *file, int line,
 	else if (all_digits(p->listen)) {	/* php-fpm's bare port: all addresses */
 		char *l = malloc(strlen(p->listen) + 2);
 
-		if (l == NULL)
-			return ld->oom = true, -1;
+		if (l == NULL) {
+			ld->oom = true;
+			return -1;
+		}
 		l[0] = ':';
 		strcpy(l + 1, p->listen);
 		free(p->listen);
