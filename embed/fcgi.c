@@ -35,6 +35,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -57,6 +58,7 @@
 #define DIRECT_READ_MIN	(16 * 1024)	/* body reads at least this large bypass the buffer */
 #define DRAIN_MAX	(1024 * 1024)	/* unread body we read away to keep a connection */
 #define CONN_TABLE_MAX	65536
+#define FRESH_WAIT_MS	2		/* wait for a new connection's first bytes */
 #define WRITEV_RECORDS	16		/* large writes: records per writev */
 
 #define KEY_LISTEN	UINT64_MAX
@@ -238,7 +240,8 @@ struct conn {
 	size_t pad_left;	/* padding still to skip after it */
 	bool stdin_eof;		/* the empty STDIN record was seen */
 	bool broken;		/* protocol state unknown: close after this request */
-	uint64_t deadline_ms;	/* while reading params */
+	bool in_params;		/* reading BEGIN_REQUEST and PARAMS */
+	uint64_t deadline_ms;	/* set at the first read that must wait for them */
 	uint8_t *out;		/* OUT_SIZE bytes: header, content, room for the trailer */
 	size_t out_len;		/* content bytes gathered */
 	uint8_t *pbuf;		/* FCGI_PARAMS_MAX bytes of name-value pairs */
@@ -510,6 +513,17 @@ conn_wait(struct conn *c)
 		c->fd = fd;
 		c->in_pos = c->in_end = 0;
 		n = recv(fd, c->in, IN_SIZE, MSG_DONTWAIT);
+		/*
+		 * A web server writes right after connect(), but we often accept
+		 * first: waiting a moment here is cheaper than a trip through epoll,
+		 * and a silent peer costs a thread no more than FRESH_WAIT_MS.
+		 */
+		if (n == -1 && errno == EAGAIN && ev.data.u64 == KEY_LISTEN) {
+			struct pollfd pfd = { .fd = fd, .events = POLLIN };
+
+			if (poll(&pfd, 1, FRESH_WAIT_MS) == 1)
+				n = recv(fd, c->in, IN_SIZE, MSG_DONTWAIT);
+		}
 		if (n > 0) {
 			c->in_end = (size_t)n;
 			return 0;
@@ -541,9 +555,16 @@ fill(struct conn *c, size_t need)
 		c->in_pos = 0;
 	}
 	while (c->in_end - c->in_pos < need) {
-		if (c->deadline_ms != 0 && now_ms() > c->deadline_ms) {
-			errno = ETIMEDOUT;
-			return -1;
+		/* The clock is read only when a request did not come in one read. */
+		if (c->in_params) {
+			uint64_t now = now_ms();
+
+			if (c->deadline_ms == 0)
+				c->deadline_ms = now + (uint64_t)srv.read_timeout_ms;
+			else if (now > c->deadline_ms) {
+				errno = ETIMEDOUT;
+				return -1;
+			}
 		}
 		n = read(c->fd, c->in + c->in_end, IN_SIZE - c->in_end);
 		if (n > 0) {
@@ -727,14 +748,13 @@ parse_content_length(const struct request *r)
  * if it was worth it).
  */
 static int
-read_request(struct conn *c)
+read_records(struct conn *c)
 {
 	struct fcgi_header h;
 	struct request *r = &c->req;
 	const uint8_t *b;
 	bool begun = false;
 
-	c->deadline_ms = now_ms() + (uint64_t)srv.read_timeout_ms;
 	for (;;) {
 		if (next_record(c, &h, begun) == -1)
 			goto fail;
@@ -807,7 +827,6 @@ read_request(struct conn *c)
 	}
 
 params_done:
-	c->deadline_ms = 0;
 	if (fcgi_params_parse(c->pbuf, c->plen, c->params, FCGI_NPARAMS_MAX,
 	    &r->nparams) == -1) {
 		if (errno == EMSGSIZE)
@@ -823,7 +842,6 @@ params_done:
 	return 0;
 
 fail:
-	c->deadline_ms = 0;
 	if (errno == ETIMEDOUT)
 		wlog_limited(&rl_timeout, WLOG_WARNING,
 		    "fcgi: peer sent an incomplete request within read_timeout (%ld ms), closing",
@@ -833,6 +851,19 @@ fail:
 		    "fcgi: protocol error from peer, closing");
 	/* ECONNRESET (peer closed between requests) is normal. */
 	return -1;
+}
+
+/* read_records() with the params-phase deadline armed. */
+static int
+read_request(struct conn *c)
+{
+	int rc;
+
+	c->in_params = true;
+	c->deadline_ms = 0;
+	rc = read_records(c);
+	c->in_params = false;
+	return rc;
 }
 
 /* Wait for C to hold a request; see fcgi.h. */
