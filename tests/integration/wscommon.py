@@ -234,7 +234,7 @@ class Apache(WebServer):
             f.write('DefaultRuntimeDir "%s"\n' % self.dir)
             f.write('Mutex file:%s default\n' % self.dir)
             f.write('ErrorLog "%s"\n' % self.error_log)
-            f.write("LogLevel info proxy_fcgi:info\n")
+            f.write("LogLevel info\n")
             f.write('LogFormat "%h %l %u %t \\"%r\\" %>s %b" common\n')
             f.write('CustomLog "%s" common\n' % os.path.join(self.dir, "access.log"))
             if harness.IS_ROOT:
