@@ -47,17 +47,23 @@ int wsgi_init(const struct worker_opts *opts, PyObject *app);
 /* Drop what wsgi_init() built; GIL held, before Py_FinalizeEx(). */
 void wsgi_fini(void);
 
+/* The params wsgi_path_split() works from; p == NULL when absent. */
+struct wsgi_path_params {
+	struct wsgi_span script_name;
+	struct wsgi_span path_info;
+	struct wsgi_span request_uri;
+	struct wsgi_span document_uri;	/* nginx: $uri, after rewrites */
+};
+
 /*
  * Compute SCRIPT_NAME and PATH_INFO (PEP 3333) from the mount point
- * (--script-name, NULL if unset) and the SCRIPT_NAME, PATH_INFO and
- * REQUEST_URI params the server sent (p == NULL when absent).  BUF is
- * scratch space of at least script.len + path_info.len + uri.len + 2
- * bytes; the results point into the inputs, MOUNT or BUF.  Pure: no
- * Python, no allocation.
+ * (--script-name, NULL if unset) and the params the server sent.  BUF is
+ * scratch space of at least script_name.len + path_info.len +
+ * request_uri.len + 2 bytes; the results point into the params, MOUNT or
+ * BUF.  Pure: no Python, no allocation.
  */
-void wsgi_path_split(const char *mount, struct wsgi_span script,
-    struct wsgi_span path_info, struct wsgi_span uri, char *buf,
-    struct wsgi_span *out_script, struct wsgi_span *out_path);
+void wsgi_path_split(const char *mount, const struct wsgi_path_params *in,
+    char *buf, struct wsgi_span *out_script, struct wsgi_span *out_path);
 
 /* ---------------------------------------------------------------- stream.c */
 

@@ -22,7 +22,7 @@
 enum {
 	K_SCRIPT_NAME, K_PATH_INFO, K_REQUEST_URI, K_HTTPS, K_REQUEST_SCHEME,
 	K_CONTENT_TYPE, K_HTTP_CONTENT_TYPE, K_HTTP_CONTENT_LENGTH,
-	K_REQUEST_METHOD,
+	K_REQUEST_METHOD, K_DOCUMENT_URI,
 };
 
 static struct cgi_key {
@@ -39,6 +39,7 @@ static struct cgi_key {
 	[K_HTTP_CONTENT_TYPE] = { "HTTP_CONTENT_TYPE", 0, NULL },
 	[K_HTTP_CONTENT_LENGTH] = { "HTTP_CONTENT_LENGTH", 0, NULL },
 	[K_REQUEST_METHOD] = { "REQUEST_METHOD", 0, NULL },
+	[K_DOCUMENT_URI] = { "DOCUMENT_URI", 0, NULL },
 	{ "QUERY_STRING", 0, NULL },
 	{ "CONTENT_LENGTH", 0, NULL },
 	{ "SERVER_NAME", 0, NULL },
@@ -50,7 +51,6 @@ static struct cgi_key {
 	{ "REMOTE_ADDR", 0, NULL },
 	{ "REMOTE_PORT", 0, NULL },
 	{ "REMOTE_USER", 0, NULL },
-	{ "DOCUMENT_URI", 0, NULL },
 	{ "DOCUMENT_ROOT", 0, NULL },
 	{ "SCRIPT_FILENAME", 0, NULL },
 	{ "REDIRECT_STATUS", 0, NULL },
@@ -160,13 +160,20 @@ uri_path_decode(const char *uri, size_t len, char *out)
 	return o;
 }
 
+static bool
+span_eq(struct wsgi_span a, struct wsgi_span b)
+{
+	return a.p != NULL && b.p != NULL && a.len == b.len &&
+	    memcmp(a.p, b.p, a.len) == 0;
+}
+
 /* See gateway.h. */
 void
-wsgi_path_split(const char *mount, struct wsgi_span script,
-    struct wsgi_span path_info, struct wsgi_span uri, char *buf,
-    struct wsgi_span *out_script, struct wsgi_span *out_path)
+wsgi_path_split(const char *mount, const struct wsgi_path_params *in,
+    char *buf, struct wsgi_span *out_script, struct wsgi_span *out_path)
 {
-	struct wsgi_span full = { "", 0 };
+	struct wsgi_span script = in->script_name, path_info = in->path_info;
+	struct wsgi_span uri = in->request_uri, full = { NULL, 0 };
 	char *p = buf;
 	size_t mlen;
 
@@ -202,10 +209,12 @@ wsgi_path_split(const char *mount, struct wsgi_span script,
 
 	/*
 	 * nginx's stock fastcgi_params send SCRIPT_NAME=$fastcgi_script_name,
-	 * the whole path, and no PATH_INFO: that is an app mounted at the root.
+	 * the whole path, and no PATH_INFO: that is an app mounted at the
+	 * root.  $fastcgi_script_name is nginx's normalized $uri (merged
+	 * slashes, rewrites), which DOCUMENT_URI carries too.
 	 */
-	if (path_info.len == 0 && script.len > 0 && uri.p != NULL &&
-	    script.len == full.len && memcmp(script.p, full.p, full.len) == 0) {
+	if (path_info.len == 0 && script.len > 0 && (span_eq(script, full) ||
+	    span_eq(script, in->document_uri))) {
 		*out_script = (struct wsgi_span){ "", 0 };
 		*out_path = script;
 		return;
@@ -268,7 +277,8 @@ span_ieq(const char *p, size_t len, const char *s)
 static PyObject *
 environ_build(struct request *r, PyObject *input, PyObject *errors)
 {
-	struct wsgi_span sn = { NULL, 0 }, pi = { NULL, 0 }, uri = { NULL, 0 };
+	struct wsgi_path_params pp = { { NULL, 0 }, { NULL, 0 }, { NULL, 0 },
+	    { NULL, 0 } };
 	struct wsgi_span hct = { NULL, 0 }, osn, opi;
 	PyObject *env, *key;
 	bool https = false, have_ct = false;
@@ -286,13 +296,16 @@ environ_build(struct request *r, PyObject *input, PyObject *errors)
 			continue;
 		switch ((k = key_find(p->name, p->name_len))) {
 		case K_SCRIPT_NAME:
-			sn = v;
+			pp.script_name = v;
 			continue;	/* set below */
 		case K_PATH_INFO:
-			pi = v;
+			pp.path_info = v;
 			continue;
 		case K_REQUEST_URI:
-			uri = v;
+			pp.request_uri = v;
+			break;
+		case K_DOCUMENT_URI:
+			pp.document_uri = v;
 			break;
 		case K_HTTPS:
 			https |= span_ieq(v.p, v.len, "on") ||
@@ -326,12 +339,12 @@ environ_build(struct request *r, PyObject *input, PyObject *errors)
 	    cgi_keys[K_CONTENT_TYPE].key, hct.p, hct.len) == -1)
 		goto fail;
 
-	need = sn.len + pi.len + uri.len + 2;
+	need = pp.script_name.len + pp.path_info.len + pp.request_uri.len + 2;
 	if (need > sizeof(stackbuf) && (buf = PyMem_Malloc(need)) == NULL) {
 		PyErr_NoMemory();
 		goto fail;
 	}
-	wsgi_path_split(opts->script_name, sn, pi, uri, buf, &osn, &opi);
+	wsgi_path_split(opts->script_name, &pp, buf, &osn, &opi);
 	rc = environ_set(env, cgi_keys[K_SCRIPT_NAME].key, osn.p, osn.len);
 	if (rc == 0)
 		rc = environ_set(env, cgi_keys[K_PATH_INFO].key, opi.p,

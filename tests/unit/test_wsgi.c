@@ -77,20 +77,28 @@ closecount(const char *want)
 /* ---------------------------------------------------------------- paths */
 
 static void
-split(const char *mount, const char *sn, const char *pi, const char *uri,
-    const char *want_sn, const char *want_pi)
+split_doc(const char *mount, const char *sn, const char *pi, const char *uri,
+    const char *doc, const char *want_sn, const char *want_pi)
 {
-	struct wsgi_span s = { sn, sn ? strlen(sn) : 0 };
-	struct wsgi_span p = { pi, pi ? strlen(pi) : 0 };
-	struct wsgi_span u = { uri, uri ? strlen(uri) : 0 };
+	struct wsgi_path_params in = {
+		{ sn, sn ? strlen(sn) : 0 }, { pi, pi ? strlen(pi) : 0 },
+		{ uri, uri ? strlen(uri) : 0 }, { doc, doc ? strlen(doc) : 0 },
+	};
 	struct wsgi_span os, op;
 	char buf[512], got_sn[256], got_pi[256];
 
-	wsgi_path_split(mount, s, p, u, buf, &os, &op);
+	wsgi_path_split(mount, &in, buf, &os, &op);
 	snprintf(got_sn, sizeof(got_sn), "%.*s", (int)os.len, os.p);
 	snprintf(got_pi, sizeof(got_pi), "%.*s", (int)op.len, op.p);
 	ck_assert_str_eq(got_sn, want_sn);
 	ck_assert_str_eq(got_pi, want_pi);
+}
+
+static void
+split(const char *mount, const char *sn, const char *pi, const char *uri,
+    const char *want_sn, const char *want_pi)
+{
+	split_doc(mount, sn, pi, uri, NULL, want_sn, want_pi);
 }
 
 START_TEST(path_split_nginx_full_path_mounts_at_root)
@@ -99,6 +107,10 @@ START_TEST(path_split_nginx_full_path_mounts_at_root)
 	split(NULL, "/a/b", "", "/a/b", "", "/a/b");
 	split(NULL, "/a b", NULL, "/a%20b?q", "", "/a b");
 	split(NULL, "/", NULL, "/", "", "/");
+	/* nginx merged the slashes, or rewrote the URI: DOCUMENT_URI tells */
+	split_doc(NULL, "/a/b", NULL, "/a//b", "/a/b", "", "/a/b");
+	split_doc(NULL, "/new", "", "/old?x", "/new", "", "/new");
+	split_doc(NULL, "/app", "/x", "/app/x", "/app/x", "/app", "/x");
 }
 END_TEST
 
