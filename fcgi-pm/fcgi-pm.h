@@ -130,4 +130,169 @@ void log_msg(enum log_level l, const char *pool, pid_t pid, const char *fmt, ...
 #define log_debug(...)		log_msg(LOG_LVL_DEBUG, __VA_ARGS__)
 void fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 
+/* ------------------------------------------------------------------ loop.c */
+
+/*
+ * The master's single-threaded event loop: epoll over registered fds, the
+ * master's signals as events (a signalfd: no handler ever runs), and a
+ * periodic tick (a timerfd).  Callbacks never block.
+ */
+typedef void loop_fd_cb(int fd, uint32_t events, void *arg);
+typedef void loop_signal_cb(int signo);
+typedef void loop_tick_cb(uint64_t now_ms);
+
+int loop_init(loop_signal_cb *on_signal, loop_tick_cb *on_tick, long tick_ms);
+int loop_watch(int fd, uint32_t events, loop_fd_cb *cb, void *arg);
+void loop_unwatch(int fd);
+int loop_run(void);			/* until loop_exit(); -1 if epoll fails */
+void loop_exit(void);
+void loop_free(void);
+uint64_t loop_now_ms(void);		/* CLOCK_MONOTONIC, milliseconds */
+
+/* ------------------------------------------------------------------ sock.c */
+
+/* A parsed `listen` value. */
+struct listen_addr {
+	int family;			/* AF_UNIX, AF_INET, AF_INET6, AF_UNSPEC = resolve host */
+	char path[108];			/* AF_UNIX: sizeof(sun_path) */
+	char host[256];			/* TCP: "" = every address */
+	unsigned port;
+};
+
+/* A pool's listening socket, created and owned by the master. */
+struct listen_sock {
+	int fd;				/* -1 when closed */
+	struct listen_addr addr;
+	dev_t dev;			/* AF_UNIX: the socket file we bound, so we */
+	ino_t ino;			/* unlink it only if it is still ours */
+};
+
+int sock_parse(const char *s, struct listen_addr *a, char *err, size_t errlen);
+int sock_open(struct listen_sock *ls, const struct pool_conf *pc);
+void sock_close(struct listen_sock *ls);
+int sock_queue(const struct listen_sock *ls, unsigned *len, unsigned *max);
+const char *sock_name(const struct listen_addr *a, char *buf, size_t len);
+
+/* ------------------------------------------------------------ scoreboard.c */
+
+struct sb_header;
+struct sb_slot;
+struct sb_thread;
+
+/* A pool's scoreboard as the master holds it. */
+struct scoreboard {
+	int fd;				/* memfd, CLOEXEC; -1 when closed */
+	struct sb_header *hdr;		/* MAP_SHARED */
+	size_t size;
+};
+
+/* A consistent copy of one slot (without its threads). */
+struct sb_slot_view {
+	uint32_t state;
+	int32_t pid;
+	uint32_t generation;
+	uint64_t start_us;
+	uint64_t rss_kb;
+	uint64_t requests;
+};
+
+int sb_create(struct scoreboard *sb, const char *pool, uint32_t nslots, uint32_t nthreads);
+void sb_destroy(struct scoreboard *sb);
+void sb_slot_assign(struct scoreboard *sb, uint32_t slot);
+void sb_slot_release(struct scoreboard *sb, uint32_t slot);
+void sb_slot_read(const struct scoreboard *sb, uint32_t slot, struct sb_slot_view *out);
+int sb_thread_read(const struct scoreboard *sb, uint32_t slot, uint32_t thread,
+    struct sb_thread *out);
+
+/* ---------------------------------------------------------------- worker.c */
+
+struct pool;
+
+/* One worker process as the master tracks it: one per scoreboard slot. */
+struct worker {
+	struct pool *pool;
+	pid_t pid;			/* 0 = slot free */
+	int slot;
+	int out_fd;			/* read end of the stdout/stderr pipe, -1 when closed */
+	uint64_t started_ms;		/* loop_now_ms() at fork */
+	bool ending;			/* told to stop (QUIT/TERM): do not count it */
+	bool killed;			/* SIGKILL sent */
+	uint64_t stop_ms;		/* when it was first told to stop */
+	uint64_t kill_at_ms;		/* when ending: SIGKILL if still alive then */
+	size_t linelen;
+	char line[2048];		/* partial output line */
+};
+
+int worker_find_binary(const char *configured, char *out, size_t outlen);
+int worker_spawn(struct worker *w, const char *binary);
+void worker_signal(struct worker *w, int signo);
+void worker_drain(struct worker *w);
+void worker_close_output(struct worker *w);
+
+/* ------------------------------------------------------------------ pool.c */
+
+enum pool_state { POOL_NEW, POOL_RUNNING, POOL_STOPPING, POOL_STOPPED };
+
+/* Exponential spawn backoff for a pool whose workers keep dying young. */
+struct backoff {
+	long delay_ms;			/* 0 = healthy */
+	uint64_t step_ms;		/* when the current step began */
+	uint64_t until_ms;		/* no spawn before this */
+};
+
+/* A pool at run time: its configuration, socket, scoreboard and workers. */
+struct pool {
+	const struct pool_conf *conf;
+	enum pool_state state;
+	struct listen_sock sock;
+	struct scoreboard sb;
+	int slowlog_fd;			/* O_APPEND, passed to workers; -1 = none */
+	uid_t uid;			/* workers' identity when the master is root */
+	gid_t gid;
+	gid_t *groups;
+	int ngroups;
+	bool drop_privileges;
+	struct worker *workers;		/* nslots of them, indexed by scoreboard slot */
+	int nslots;
+	struct backoff backoff;
+	long control_timeout_ms;	/* QUIT -> KILL bound */
+	const char *binary;		/* fcgi-pm-worker */
+	bool mode_noticed;
+};
+
+/* What the policy sees of a pool: a snapshot with no pointers into live state. */
+struct pool_view {
+	uint64_t now_ms;
+	int active;			/* live workers not told to stop */
+	int ending;			/* told to stop, not yet reaped */
+	int young;			/* active workers not yet past POOL_HEALTHY_MS */
+	int free_slots;
+	bool stopping;
+	struct backoff backoff;
+};
+
+/* What the policy wants done now. */
+struct pool_actions {
+	int spawn;			/* start this many workers */
+};
+
+#define POOL_HEALTHY_MS		10000	/* a worker this old resets the backoff */
+#define POOL_BACKOFF_MIN_MS	100
+#define POOL_BACKOFF_MAX_MS	30000
+#define POOL_TERM_KILL_MS	3000	/* TERM -> KILL bound for a fast stop */
+
+void pool_decide(const struct pool_conf *pc, const struct pool_view *v,
+    struct pool_actions *a);
+bool backoff_failure(struct backoff *b, uint64_t now_ms, uint64_t worker_started_ms);
+bool backoff_recovered(struct backoff *b, uint64_t now_ms, uint64_t worker_started_ms);
+
+int pools_open(struct pool **pools, const struct conf *c, const char *binary);
+int pools_start(struct pool *pools, size_t n);
+void pools_reap(struct pool *pools, size_t n);
+void pools_tick(struct pool *pools, size_t n, uint64_t now_ms);
+void pools_stop(struct pool *pools, size_t n, bool graceful);
+void pools_restart(struct pool *pools, size_t n);
+bool pools_stopped(const struct pool *pools, size_t n);
+void pools_close(struct pool *pools, size_t n);
+
 #endif

@@ -1,2 +1,329 @@
-/* main.c - placeholder, being written */
-int main(void) { return 0; }
+/*
+ * main.c - fcgi-pm: options, start-up order, signals, shutdown.
+ *
+ * Start-up runs top to bottom in main(), in this order and no other:
+ * parse the configuration (exit 78 on error) -> open the log -> create
+ * every pool's listening socket (while root, so owner and mode can be
+ * set) -> pid file (refuse to start if another instance holds it) ->
+ * start the pools -> the event loop.  Leaving removes the unix sockets
+ * and the pid file.
+ */
+#include <sys/file.h>
+#include <sys/socket.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fcgi-pm.h"
+
+#define DEFAULT_CONF		"/etc/fcgi-pm/fcgi-pm.conf"
+#define TICK_MS			100	/* backoff steps start at 100 ms */
+#define EXIT_LAST_RESORT_MS	5000	/* after SIGKILL, wait this long for the reaps */
+#define EX_USAGE_STATUS		64
+
+static struct conf *conf;
+static struct pool *pools;
+static size_t npools;
+static bool stopping;
+static uint64_t exit_deadline_ms;
+static int pidfile_fd = -1;
+
+static void __attribute__((noreturn))
+usage(int status)
+{
+	fprintf(status ? stderr : stdout,
+	    "usage: fcgi-pm [-FDt] [-c file]\n"
+	    "  -c file    configuration file (default " DEFAULT_CONF ")\n"
+	    "  -F         stay in the foreground and log to stderr\n"
+	    "  -D         run in the background (daemon)\n"
+	    "  -t         test the configuration and exit (0 good, 78 bad)\n"
+	    "  --help     this text\n"
+	    "  --version  print the version\n");
+	exit(status);
+}
+
+/*
+ * Lock and write the pid file PATH.  Returns 0, or -1 after logging why
+ * (another live instance holds the lock, or the file cannot be written).
+ * The lock lives as long as the process, so a crashed master never blocks
+ * the next start; workers do not inherit it (CLOEXEC).
+ */
+static int
+pidfile_open(const char *path)
+{
+	char buf[32];
+	ssize_t n;
+
+	if ((pidfile_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOCTTY, 0644)) == -1) {
+		log_error(NULL, 0, "pid_file %s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (flock(pidfile_fd, LOCK_EX | LOCK_NB) == -1) {
+		n = errno == EWOULDBLOCK ? pread(pidfile_fd, buf, sizeof(buf) - 1, 0) : -1;
+		buf[n > 0 ? n : 0] = '\0';
+		buf[strcspn(buf, "\n")] = '\0';
+		if (n > 0)
+			log_error(NULL, 0, "pid_file %s: fcgi-pm is already running as pid %s; "
+			    "stop it first or set another pid_file", path, buf);
+		else
+			log_error(NULL, 0, "pid_file %s: cannot lock it: %s", path,
+			    strerror(errno));
+		close(pidfile_fd);
+		pidfile_fd = -1;
+		return -1;
+	}
+	n = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
+	if (ftruncate(pidfile_fd, 0) == -1 || pwrite(pidfile_fd, buf, (size_t)n, 0) != n) {
+		log_error(NULL, 0, "pid_file %s: cannot write it: %s", path, strerror(errno));
+		unlink(path);
+		close(pidfile_fd);
+		pidfile_fd = -1;
+		return -1;
+	}
+	return 0;
+}
+
+static void
+pidfile_remove(const char *path)
+{
+	if (pidfile_fd == -1)
+		return;
+	unlink(path);
+	close(pidfile_fd);
+	pidfile_fd = -1;
+}
+
+static void
+stop(bool graceful, uint64_t now)
+{
+	long bound = conf->process_control_timeout_ms > 0 ?
+	    conf->process_control_timeout_ms : 10000;
+
+	if (!stopping)
+		exit_deadline_ms = now + (uint64_t)(graceful ? bound : POOL_TERM_KILL_MS) +
+		    EXIT_LAST_RESORT_MS;
+	else if (!graceful && exit_deadline_ms > now + POOL_TERM_KILL_MS + EXIT_LAST_RESORT_MS)
+		exit_deadline_ms = now + POOL_TERM_KILL_MS + EXIT_LAST_RESORT_MS;
+	stopping = true;
+	pools_stop(pools, npools, graceful);
+	if (pools_stopped(pools, npools))
+		loop_exit();
+}
+
+static void
+on_signal(int signo)
+{
+	const char *name = sigabbrev_np(signo);
+
+	if (signo != SIGCHLD)
+		log_notice(NULL, 0, "received SIG%s", name ? name : "?");
+	switch (signo) {
+	case SIGCHLD:
+		pools_reap(pools, npools);
+		if (stopping && pools_stopped(pools, npools))
+			loop_exit();
+		break;
+	case SIGTERM:
+	case SIGINT:
+		log_notice(NULL, 0, "stopping now: workers get SIGTERM");
+		stop(false, loop_now_ms());
+		break;
+	case SIGQUIT:
+		log_notice(NULL, 0, "stopping gracefully: workers get SIGQUIT and "
+		    "finish their requests");
+		stop(true, loop_now_ms());
+		break;
+	case SIGUSR1:
+		if (log_reopen() == 0)
+			log_notice(NULL, 0, "error_log reopened");
+		break;
+	case SIGHUP:
+		/* the configuration diff and apply belong to the reload issue */
+		log_notice(NULL, 0, "reloading the configuration is not in this build: "
+		    "restarting every pool's workers gracefully (as SIGUSR2)");
+		pools_restart(pools, npools);
+		break;
+	case SIGUSR2:
+		pools_restart(pools, npools);
+		break;
+	}
+}
+
+static void
+on_tick(uint64_t now)
+{
+	pools_tick(pools, npools, now);
+	if (!stopping)
+		return;
+	if (pools_stopped(pools, npools))
+		loop_exit();
+	else if (now >= exit_deadline_ms) {
+		log_error(NULL, 0, "workers still alive %ds after SIGKILL; exiting without "
+		    "them", EXIT_LAST_RESORT_MS / 1000);
+		loop_exit();
+	}
+}
+
+/* -t: what conf_load does not check but the start would refuse. */
+static int
+test_conf(const struct conf *c)
+{
+	struct listen_addr a;
+	char err[512];
+	int rc = 0;
+
+	for (size_t i = 0; i < c->npools; i++) {
+		if (sock_parse(c->pools[i].listen, &a, err, sizeof(err)) == -1) {
+			fprintf(stderr, "%s:%d: pool %s: option 'listen': %s\n",
+			    c->pools[i].file ? c->pools[i].file : c->file, c->pools[i].line,
+			    c->pools[i].name, err);
+			rc = -1;
+		}
+		if (geteuid() == 0 && c->pools[i].user == NULL && !c->pools[i].allow_root) {
+			fprintf(stderr, "%s:%d: pool %s: option 'user': not set, so workers "
+			    "would run as root; set user, or allow_root = true\n",
+			    c->pools[i].file ? c->pools[i].file : c->file, c->pools[i].line,
+			    c->pools[i].name);
+			rc = -1;
+		}
+	}
+	return rc;
+}
+
+int
+main(int argc, char *argv[])
+{
+	static const struct option longopts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *conffile = DEFAULT_CONF;
+	bool foreground = false, daemonize = false, test = false;
+	char err[8192], binary[PATH_MAX];
+	enum log_level level = LOG_LVL_NOTICE;
+	int ch, status = 0;
+
+	while ((ch = getopt_long(argc, argv, "c:DFt", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			conffile = optarg;
+			break;
+		case 'D':
+			daemonize = true;
+			break;
+		case 'F':
+			foreground = true;
+			break;
+		case 't':
+			test = true;
+			break;
+		case 'h':
+			usage(0);
+		case 'V':
+			printf("fcgi-pm %s\n", FCGI_PM_VERSION);
+			return 0;
+		default:
+			usage(EX_USAGE_STATUS);
+		}
+	}
+	/* commands for a running master (status, reload, stop) will be dispatched here */
+	if (optind < argc) {
+		fprintf(stderr, "fcgi-pm: unknown command '%s'\n", argv[optind]);
+		usage(EX_USAGE_STATUS);
+	}
+	if (foreground && daemonize) {
+		fprintf(stderr, "fcgi-pm: -F and -D contradict each other\n");
+		usage(EX_USAGE_STATUS);
+	}
+
+	/* 1. the configuration */
+	err[0] = '\0';
+	if ((conf = conf_load(conffile, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "%s%s", err[0] ? err : "fcgi-pm: cannot load the configuration\n",
+		    err[0] && err[strlen(err) - 1] != '\n' ? "\n" : "");
+		return EX_CONFIG_STATUS;
+	}
+	if (conf->log_level != NULL && log_level_parse(conf->log_level, &level) == -1) {
+		fprintf(stderr, "%s: option 'log_level': '%s' is not error, warning, "
+		    "notice or debug\n", conf->file ? conf->file : conffile, conf->log_level);
+		conf_free(conf);
+		return EX_CONFIG_STATUS;
+	}
+	if (test_conf(conf) == -1) {
+		conf_free(conf);
+		return EX_CONFIG_STATUS;
+	}
+	if (test) {
+		printf("fcgi-pm: the configuration file %s syntax is ok, %zu pools\n",
+		    conffile, conf->npools);
+		conf_free(conf);
+		return 0;
+	}
+	log_set_level(level);
+
+	/* 2. the log */
+	if (!foreground && log_open(conf->error_log) == -1) {
+		fprintf(stderr, "fcgi-pm: error_log %s: %s\n", conf->error_log, strerror(errno));
+		conf_free(conf);
+		return 1;
+	}
+	if (daemonize && (conf->error_log == NULL || strcmp(conf->error_log, "stderr") == 0))
+		log_warning(NULL, 0, "error_log is stderr but -D detaches from it: "
+		    "log lines will be lost; set error_log");
+	if (worker_find_binary(conf->worker_binary, binary, sizeof(binary)) == -1) {
+		log_error(NULL, 0, "cannot find fcgi-pm-worker%s%s: %s; set worker_binary",
+		    conf->worker_binary ? " at " : "",
+		    conf->worker_binary ? conf->worker_binary : "", strerror(errno));
+		conf_free(conf);
+		return 1;
+	}
+	npools = conf->npools;
+	if (npools == 0)
+		log_warning(NULL, 0, "no pool is configured (include_dir %s); idle until "
+		    "stopped", conf->include_dir ? conf->include_dir : "unset");
+
+	/* 3. every listening socket, while still root */
+	if (pools_open(&pools, conf, binary) == -1) {
+		conf_free(conf);
+		return 1;
+	}
+	if (daemonize && daemon(0, 0) == -1)
+		fatal("cannot run in the background: %s", strerror(errno));
+
+	/* 4. the pid file */
+	if (conf->pid_file != NULL && pidfile_open(conf->pid_file) == -1) {
+		pools_close(pools, npools);
+		conf_free(conf);
+		return 1;
+	}
+
+	/* 5. the pools, 6. the loop */
+	if (loop_init(on_signal, on_tick, TICK_MS) == -1)
+		fatal("cannot create the event loop: %s", strerror(errno));
+	srandom((unsigned)time(NULL) ^ (unsigned)getpid());
+	log_notice(NULL, 0, "fcgi-pm %s started, pid %ld, %zu pools, worker %s",
+	    FCGI_PM_VERSION, (long)getpid(), npools, binary);
+	pools_start(pools, npools);
+	if (loop_run() == -1) {
+		log_error(NULL, 0, "event loop failed: %s; stopping", strerror(errno));
+		pools_stop(pools, npools, false);
+		status = 1;
+	}
+
+	pools_close(pools, npools);
+	if (conf->pid_file != NULL)
+		pidfile_remove(conf->pid_file);
+	log_notice(NULL, 0, "exiting");
+	loop_free();
+	conf_free(conf);
+	return status;
+}
