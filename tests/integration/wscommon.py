@@ -277,7 +277,7 @@ class Caddy(WebServer):
             f.write(self.snippet_text_fn(self.port))
         with open(self.conf, "w") as f:
             f.write("# written by tests/integration/wscommon.py\n")
-            f.write("{\n  admin off\n  persist_config off\n  auto_https off\n"
+            f.write("{\n  admin off\n  auto_https off\n"
                     "  storage file_system %s\n}\n" % os.path.join(self.dir, "storage"))
             f.write("import %s\n" % os.path.join(self.dir, "site.caddy"))
 
