@@ -28,6 +28,13 @@ void python_acquire(void);
 void python_release(void);
 
 /*
+ * fork(2) with Python's at-fork hooks (preload mode); see python.c.  Meant
+ * for worker.h's python.c section once the host forks from a preloaded
+ * process: "pid_t python_fork(void);".
+ */
+pid_t python_fork(void);
+
+/*
  * Log the pending Python exception as one summary line (FMT) followed by
  * the full traceback, and clear it.  GIL held.  Without a pending
  * exception only the summary is logged.

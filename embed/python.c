@@ -337,6 +337,48 @@ python_finalize(void)
 		    "stderr failed");
 }
 
+/* Flush sys.NAME's Python-level buffer; errors are not worth a report. */
+static void
+flush_std(const char *name)
+{
+	PyObject *f, *r;
+
+	if ((f = PySys_GetObject(name)) != NULL && f != Py_None &&
+	    (r = PyObject_CallMethod(f, "flush", NULL)) != NULL)
+		Py_DECREF(r);
+	PyErr_Clear();
+}
+
+/*
+ * fork(2) with Python's at-fork hooks, for a preload parent that imported
+ * the app once: without them every child has the same random state, stale
+ * locks and a stale thread count.  Call it from the thread that ran
+ * python_init(), with no request thread running (threads do not survive a
+ * fork).  Returns as fork(2), without the GIL in both processes.
+ */
+pid_t
+python_fork(void)
+{
+	PyGILState_STATE g;
+	pid_t pid;
+	int saved;
+
+	g = PyGILState_Ensure();
+	/* Buffered output would be written by parent and child alike. */
+	flush_std("stdout");
+	flush_std("stderr");
+	PyOS_BeforeFork();
+	pid = fork();
+	saved = errno;
+	if (pid == 0)
+		PyOS_AfterFork_Child();
+	else
+		PyOS_AfterFork_Parent();
+	PyGILState_Release(g);
+	errno = saved;
+	return pid;
+}
+
 /*
  * Register faulthandler to dump every thread's traceback to FD on SIGNUM.
  * faulthandler needs no GIL in its handler, so a request stuck in C code

@@ -721,6 +721,40 @@ START_TEST(slowlog_dumps_every_thread)
 }
 END_TEST
 
+START_TEST(fork_runs_the_python_at_fork_hooks)
+{
+	char mine[128], theirs[128] = "";
+	struct fake *f;
+	int p[2], status;
+	ssize_t n;
+	pid_t pid;
+
+	ck_assert_int_eq(pipe(p), 0);
+	if ((pid = python_fork()) == 0) {
+		f = req("random", "/");
+		if (serve(f) == 0 && write(p[1], fake_body_out(f),
+		    strlen(fake_body_out(f))) == -1)
+			_exit(1);
+		_exit(0);
+	}
+	ck_assert_int_gt(pid, 0);
+	close(p[1]);
+	f = req("random", "/");
+	ck_assert_int_eq(serve(f), 0);
+	snprintf(mine, sizeof(mine), "%s", fake_body_out(f));
+	fake_free(f);
+	n = read(p[0], theirs, sizeof(theirs) - 1);
+	ck_assert_int_gt(n, 0);
+	theirs[n] = '\0';
+	close(p[0]);
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_int_eq(status, 0);
+	/* reseeded in the child; one thread each */
+	ck_assert_str_ne(mine, theirs);
+	ck_assert_ptr_nonnull(strstr(theirs, " 1"));
+}
+END_TEST
+
 /* ------------------------------------------------------ start-up, venvs */
 
 /*
@@ -961,6 +995,7 @@ wsgi_suite(void)
 	tcase_add_test(tc, threading_local_survives_between_requests);
 	tcase_add_test(tc, no_error_left_pending);
 	tcase_add_test(tc, slowlog_dumps_every_thread);
+	tcase_add_test(tc, fork_runs_the_python_at_fork_hooks);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("init");

@@ -4,6 +4,7 @@ The X-Test request header (HTTP_X_TEST) picks the app; QUERY_STRING is its
 argument.  Bodies are ASCII so the C side can compare exact bytes.
 """
 import io
+import random
 import sys
 import threading
 import wsgiref.validate
@@ -306,3 +307,9 @@ def app_sys(environ, start_response):
                      sys.prefix, sys.executable, sys.flags.utf8_mode,
                      sys.getfilesystemencoding(), sys.path[:2], site,
                      os.getcwd(), environ["wsgi.multithread"]))
+
+
+def app_random(environ, start_response):
+    """random.random() and the thread count: a child forked without the
+    at-fork hooks repeats its parent's numbers."""
+    return reply(start_response, "%r %d" % (random.random(), threading.active_count()))
