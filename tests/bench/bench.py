@@ -678,6 +678,18 @@ def check_cell(server, app):
 
 # --------------------------------------------------------------------- wrk
 
+def measure_app_cost(ctx):
+    """The app's own CPU per request, no server (appcost.py), once per round."""
+    secs = 0.5 if ctx.args.quick else 1.0
+    r = subprocess.run(["/usr/bin/python3", os.path.join(HERE, "appcost.py"), str(secs),
+                        ",".join(ctx.args.apps)], capture_output=True, text=True)
+    try:
+        for app, us in json.loads(r.stdout).items():
+            ctx.appcost.setdefault(app, []).append(us)
+    except ValueError:
+        log("appcost.py failed: " + r.stderr.strip()[-200:])
+
+
 def run_wrk(ctx, server, app, duration):
     url = "http://127.0.0.1:%d%s" % (server.port, "/django/" if app == "django" else "/" + app)
     script = os.path.join(LUADIR, "post16k.lua" if app == "echo" else "report.lua")
@@ -724,8 +736,11 @@ def versions(ctx):
     php = sorted(glob.glob("/usr/sbin/php-fpm*"))
     git = first(["git", "-C", REPO, "log", "-1", "--format=%h %cd", "--date=format:%Y-%m-%d %H:%M"])
     django = first(["/usr/bin/python3", "-c", "import django; print(django.get_version())"])
+    dirty = subprocess.run(["git", "-C", REPO, "status", "--porcelain", "--", "fcgi-pm", "embed",
+                            "meson.build"], capture_output=True, text=True).stdout.strip()
     return {
-        "fcgi-pm": "git %s (%s)" % (git, ctx.build_status),
+        "fcgi-pm": "git %s%s (%s)" % (git, " + uncommitted changes in the tree" if dirty else "",
+                                      ctx.build_status),
         "nginx": first(["nginx", "-v"], "stderr").replace("nginx version: nginx/", ""),
         "wrk": first(["wrk", "-v"]).split(" [")[0].replace("wrk ", ""),
         "uWSGI": first(["/usr/bin/uwsgi-core", "--version"]),
@@ -841,9 +856,14 @@ def write_report(ctx, summ, started, finished):
     L.append("![req/s per server and scenario](%s)\n" % os.path.basename(a.png))
     for app in a.apps:
         L.append("## %s\n" % APP_TITLES[app])
+        app_us = med(ctx.appcost.get(app, []))
+        if app_us is not None:
+            L.append("The app alone, called in a loop with no server (`appcost.py`): "
+                     "%.1f µs CPU per request; *server µs/req* below is each Python "
+                     "server's CPU per request minus that.\n" % app_us)
         L.append("| server | req/s (min–max) | p50 ms | p99 ms | errors | PSS MiB | CPU µs/req "
-                 "| nginx µs/req | idle % | × uWSGI-FastCGI | × nginx |")
-        L.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+                 "| server µs/req | nginx µs/req | idle % | × uWSGI-FastCGI | × nginx |")
+        L.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         base = summ.get((BASELINE, app), {}).get("rps")
         ceil = summ.get((CEILING, app), {}).get("rps")
         for s in ctx.servers:
@@ -853,12 +873,14 @@ def write_report(ctx, summ, started, finished):
             if x is None:
                 continue
             if "failed" in x:
-                L.append("| %s | failed: %s | | | | | | | | | |" % (s.label, x["failed"][:80].replace("|", "/")))
+                L.append("| %s | failed: %s | | | | | | | | | | |" % (s.label, x["failed"][:80].replace("|", "/")))
                 continue
-            L.append("| %s | **%.0f** (%.0f–%.0f) | %s | %s | %d | %.1f | %s | %s | %s | %s | %s |" % (
+            L.append("| %s | **%.0f** (%.0f–%.0f) | %s | %s | %d | %.1f | %s | %s | %s | %s | %s | %s |" % (
                 s.label, x["rps"], x["min"], x["max"], fmt_ms(x["p50_us"]), fmt_ms(x["p99_us"]),
                 x["errors"], x["pss_kb"] / 1024.0,
                 "%.0f" % x["cpu_us"] if x["cpu_us"] is not None else "-",
+                "%.0f" % (x["cpu_us"] - app_us) if x["cpu_us"] is not None and app_us is not None
+                and s.python else "-",
                 "%.0f" % x["nginx_us"] if x["nginx_us"] is not None and s.key != CEILING else "-",
                 "%.0f" % x["idle_pct"] if x["idle_pct"] is not None else "-",
                 "%.2f" % (x["rps"] / base) if base else "-",
@@ -878,6 +900,7 @@ def write_report(ctx, summ, started, finished):
                    "servers": {s.key: s.label for s in ctx.servers},
                    "unavailable": {s.key: s.unavailable for s in ctx.servers if s.unavailable},
                    "skipped": {"%s/%s" % k: v for k, v in ctx.skipped.items()},
+                   "appcost_us": ctx.appcost,
                    "runs": {"%s/%s" % k: [{kk: vv for kk, vv in r.items() if kk != "raw"}
                                           for r in runs]
                             for k, runs in ctx.results.items()}}, f, indent=1)
@@ -916,6 +939,19 @@ def targets_section(ctx, summ):
             a = rps(v, "django")
             cells.append("%.2f %s" % (a / best, "✔" if a / best >= 1.05 else "✘") if a else "-")
         rows.append(("django: req/s ≥ 1.05 × best Python peer", cells))
+    app_us = med(ctx.appcost.get("django", []))
+    if app_us is not None:
+        cells = []
+        for v in variants:
+            x = summ.get((v, "django"), {})
+            if x.get("cpu_us") is None:
+                cells.append("-")
+                continue
+            over = x["cpu_us"] - app_us
+            cells.append("%.0f µs %s" % (over, "✔" if over < 50 else "✘"))
+        rows.append(("django: server CPU/req beyond the app < 50 µs (rough upper bound "
+                     "from /proc: includes cache and scheduling effects of running under "
+                     "load; the real check is a profile)", cells))
     for app in ctx.args.apps:
         ps = [summ[(k, app)]["p99_us"] for k in PEERS if "rps" in summ.get((k, app), {})]
         if not ps:
@@ -1085,6 +1121,7 @@ def main(argv):
     ctx.skipped = {}
     ctx.nginx = None
     ctx.mem_breakdown = {}
+    ctx.appcost = {}
     ctx.nginx_errors = 0
     ctx.build_status = build_fcgi_pm(a) if "fcgi-pm" in a.servers else "not requested"
     log("fcgi-pm: " + ctx.build_status)
@@ -1156,6 +1193,7 @@ def main(argv):
         for s, app in cells:
             run_wrk(ctx, s, app, a.warmup)
         for rnd in range(1, a.rounds + 1):
+            measure_app_cost(ctx)
             for app in a.apps:
                 for s, capp in cells:
                     if capp != app:
