@@ -25,9 +25,10 @@ ECHO = os.environ.get("FCGI_ECHO_BIN") or os.path.join(harness.BUILD, "tests", "
 class Worker(harness.Proc):
     """fcgi-echo with a fresh listening socket on fd 0, as spawn-fcgi does."""
 
-    def __init__(self, tmp, args=(), threads=2, tcp=False, name="echo", pass_fds=(), env=None):
-        if not os.access(ECHO, os.X_OK):
-            raise unittest.SkipTest("fcgi-echo not built: %s" % ECHO)
+    def __init__(self, tmp, args=(), threads=2, tcp=False, name="echo", pass_fds=(), env=None,
+                 binary=ECHO, module="stub"):
+        if not os.access(binary, os.X_OK):
+            raise unittest.SkipTest("not built: %s" % binary)
         if tcp:
             ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             ls.bind(("127.0.0.1", 0))
@@ -39,7 +40,7 @@ class Worker(harness.Proc):
         ls.listen(128)
         self.name = name
         self.log_path = os.path.join(tmp, "%s.log" % name)
-        self.argv = [ECHO, "--module", "stub", "--threads", str(threads)] + list(args)
+        self.argv = [binary, "--module", module, "--threads", str(threads)] + list(args)
         self.logf = open(self.log_path, "ab")
         self.p = subprocess.Popen(self.argv, stdin=ls.fileno(), stdout=self.logf,
                                   stderr=subprocess.STDOUT, pass_fds=pass_fds, env=env,
@@ -553,6 +554,7 @@ http {
     location /keep/ {
       include /etc/nginx/fastcgi_params;
       fastcgi_param REQUEST_URI $request_uri;
+      fastcgi_param PATH_INFO $uri;
       fastcgi_keep_conn on;
       fastcgi_pass keep;
     }
@@ -621,6 +623,61 @@ http {
         self.assertTrue(w.running())
         r = harness.get(port, "/keep/after", timeout=5)
         self.assertEqual(r.status, 200)
+
+
+class RealWorkerBehindNginx(BehindNginx):
+    """The same keep-alive case with the real fcgi-pm-worker and Python
+    (tests/apps/hello), once the gateway is built."""
+
+    def real_worker(self, threads=2):
+        return self._own(Worker(self.tmp, ["--keepalive-timeout", "60000",
+                                           "--python-path", os.path.join(harness.APPS, "hello")],
+                                threads=threads, name="real", binary=harness.FCGI_PM_WORKER,
+                                module="hello:application"))
+
+    def test_keep_conn_burst_gets_no_504(self):
+        w = self.real_worker()
+        port = self.start_nginx(w.addr)
+        harness.wait_until(lambda: harness.get(port, "/keep/x").status == 200, 10,
+                           what="worker up")
+        for burst in range(2):
+            res = harness.concurrent(lambda i: harness.get(port, "/keep/slow?s=0.5&i=%d" % i,
+                                                           timeout=10),
+                                     [(i,) for i in range(6)], threads=6)
+            statuses = [r.status if not isinstance(r, Exception) else repr(r) for r in res]
+            self.assertEqual(statuses, [200] * 6)
+            self.assertLess(max(r.elapsed for r in res), 2.5)
+        r = harness.get(port, "/plain/y", timeout=3)
+        self.assertEqual(r.status, 200)
+        self.assertLess(r.elapsed, 0.5)
+
+    def test_many_keep_alive_requests(self):
+        w = self.real_worker()
+        port = self.start_nginx(w.addr, keepalive=4)
+        res = harness.concurrent(lambda i: harness.get(port, "/keep/n?i=%d" % i, timeout=10),
+                                 [(i,) for i in range(300)], threads=8)
+        self.assertEqual([getattr(r, "status", r) for r in res], [200] * 300)
+        # threading.local survives between requests: one thread state per thread
+        names = {r.json()["thread"] for r in res}
+        self.assertLessEqual(len(names), 2)
+
+    def test_sigquit_lets_in_flight_request_finish(self):
+        w = self.real_worker()
+        port = self.start_nginx(w.addr)
+        harness.wait_until(lambda: harness.get(port, "/keep/x").status == 200, 10,
+                           what="worker up")
+        res = []
+        t = threading.Thread(target=lambda: res.append(
+            harness.get(port, "/keep/slow?s=0.8", timeout=10)))
+        t.start()
+        time.sleep(0.3)
+        w.signal(signal.SIGQUIT)
+        t.join()
+        self.assertEqual(res[0].status, 200)
+        self.assertEqual(w.wait(10), 0)
+
+    test_10mb_through_nginx = None
+    test_client_abort_mid_response = None
 
 
 if __name__ == "__main__":
