@@ -317,6 +317,8 @@ class FcgiPm(Server):
             self.unavailable = "not built (%s)" % c.build_status
             return
         self.path = self.sock("fcgi-pm")
+        if c.args.fcgi_pm_standalone:
+            return self.start_standalone(wexe)
         conf = os.path.join(self.tmp, "fcgi-pm.conf")
         with open(conf, "w") as f:
             f.write("""# written by tests/bench/bench.py
@@ -698,8 +700,11 @@ def run_wrk(ctx, server, app, duration):
     pids = server.pids()
     npids = descendants(ctx.nginx.pid)
     t0, n0, c0 = cpu_ticks(pids), cpu_ticks(npids), cpu_stat()
-    r = subprocess.run(argv, capture_output=True, text=True,
-                       env=dict(os.environ, BENCH_LUA_DIR=LUADIR))
+    try:
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 60,
+                           env=dict(os.environ, BENCH_LUA_DIR=LUADIR))
+    except subprocess.TimeoutExpired:
+        return {"failed": "wrk did not finish within %d s" % (duration + 60)}
     t1, n1, c1 = cpu_ticks(pids), cpu_ticks(npids), cpu_stat()
     pss = pss_kb(server.pids())
     res = None
@@ -1080,6 +1085,8 @@ def parse_args(argv):
     p.add_argument("--no-standalone-fallback", dest="fcgi_pm_standalone_fallback",
                    action="store_false",
                    help="if fcgi-pm itself fails, do not fall back to bare fcgi-pm-worker processes")
+    p.add_argument("--fcgi-pm-standalone", action="store_true",
+                   help="run bare fcgi-pm-worker processes on a socket we bind (no supervisor)")
     p.add_argument("--base-port", type=int, default=18080)
     p.add_argument("--out", default=HERE, help="directory for results.md/.png/.json")
     p.add_argument("--caveat", default="", help="free text added to the machine caveat line")
@@ -1110,6 +1117,8 @@ def parse_args(argv):
 
 def main(argv):
     a = parse_args(argv)
+    # a TERM (e.g. from timeout(1)) still stops every server through `finally`
+    signal.signal(signal.SIGTERM, lambda signo, frame: sys.exit(128 + signo))
     if os.geteuid() != 0 and not a.no_install:
         log("not root: skipping apt-get (install the packages listed in README-bench.md)")
         a.no_install = True
