@@ -18,7 +18,7 @@ BUILD_DIR=${BUILD_DIR:-build}
 MESON_OPTIONS=${MESON_OPTIONS:-}
 MESON_TEST_ARGS=${MESON_TEST_ARGS:-}
 
-ensure_packages $FCGI_PM_BUILD_PKGS $FCGI_PM_RUN_PKGS || {
+ensure_packages $FCGI_PM_BUILD_PKGS $FCGI_PM_RUN_PKGS $FCGI_PM_WEB_PKGS || {
 	echo "0 passed, 1 failed"; exit 1; }
 
 # a fresh build dir every time

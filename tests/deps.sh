@@ -6,6 +6,9 @@
 FCGI_PM_BUILD_PKGS="meson ninja-build pkg-config gcc libc6-dev libfcgi-dev libconfuse-dev check libpython3-dev python3"
 # To run the demo and the integration tests: nginx, Django 3.2, lxml, Flask, curl.
 FCGI_PM_RUN_PKGS="nginx-light python3-django python3-lxml python3-flask curl"
+# The other web servers the integration tests drive (each test skips if its
+# server is missing; ./demo.sh does not need them).
+FCGI_PM_WEB_PKGS="lighttpd apache2 caddy"
 
 # pkg_missing PKG...: print the packages that are not installed.
 pkg_missing() {
@@ -13,6 +16,8 @@ pkg_missing() {
 		case $p in
 		nginx-light)	# any nginx flavour will do
 			[ -x /usr/sbin/nginx ] && continue ;;
+		caddy)		# also fine from caddy's own repository or a binary
+			command -v caddy >/dev/null 2>&1 && continue ;;
 		esac
 		s=$(dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null) || s=
 		case $s in
