@@ -371,12 +371,15 @@ static void
 serve(struct thread *t, struct request *r)
 {
 	struct sb_thread *st = sb ? &sb->threads[t->index] : NULL;
-	uint64_t start_us = realtime_us(), cpu0 = thread_cpu_us(), end_us, rss;
+	uint64_t start_us = 0, cpu0 = 0, end_us, rss;
 	double age_ms;
 	long total;
 	int rc;
 
+	if (st != NULL || opts.queue_timeout_ms > 0)
+		start_us = realtime_us();
 	if (st != NULL) {
+		cpu0 = thread_cpu_us();
 		sb_write_begin(&st->seq);
 		st->state = SB_THREAD_BUSY;
 		st->req_start_us = start_us;
