@@ -95,6 +95,9 @@ struct wsgi_req {
 	PyObject *head;		/* bytes "Status: ...\r\n...\r\n\r\n", NULL
 				   until start_response() */
 	long long content_length; /* the app's Content-Length, -1 if none */
+	long long sent;		/* body bytes sent */
+	int status;		/* the status code from start_response() */
+	bool overflow;		/* body beyond Content-Length dropped */
 	bool headers_sent;
 	bool gone;		/* request_write() failed: client gone */
 	bool busy;		/* output in flight with the GIL released */
@@ -105,6 +108,7 @@ enum send_state {
 	SEND_OK,
 	SEND_ERROR,		/* a Python exception is pending */
 	SEND_GONE,		/* the client is gone */
+	SEND_FULL,		/* Content-Length reached: stop iterating */
 };
 
 static PyTypeObject req_type;
@@ -391,6 +395,9 @@ req_new(struct request *r)
 	req->r = r;
 	req->head = NULL;
 	req->content_length = -1;
+	req->sent = 0;
+	req->status = 0;
+	req->overflow = false;
 	req->headers_sent = false;
 	req->gone = false;
 	req->busy = false;
@@ -428,8 +435,10 @@ req_usable(struct wsgi_req *req)
 
 /*
  * Send the header block if not sent yet, then DATA (kept alive by the
- * caller), then flush if asked; the GIL is released around the I/O.
- * Returns 0, or -1 when the client is gone (no Python error set).
+ * caller), then flush if asked; the GIL is released around the I/O.  No
+ * more body than the app's Content-Length goes out (PEP 3333): the excess
+ * is dropped and req->overflow set.  Returns 0, or -1 when the client is
+ * gone (no Python error set).
  */
 static int
 req_send(struct wsgi_req *req, const char *data, size_t len, bool flush)
@@ -441,6 +450,12 @@ req_send(struct wsgi_req *req, const char *data, size_t len, bool flush)
 	req_wait(req);
 	if (req->gone || (r = req->r) == NULL)
 		return -1;
+	if (req->content_length >= 0 &&
+	    (long long)len > req->content_length - req->sent) {
+		len = (size_t)(req->content_length - req->sent);
+		req->overflow = true;
+	}
+	req->sent += (long long)len;
 	if (!req->headers_sent) {
 		head = Py_NewRef(req->head);
 		req->headers_sent = true;
@@ -680,6 +695,8 @@ req_start_response(PyObject *self, PyObject *args, PyObject *kwds)
 		return NULL;
 	Py_XSETREF(req->head, head);
 	req->content_length = clen;
+	/* head_build() checked the three digits. */
+	req->status = atoi(PyBytes_AS_STRING(head) + sizeof("Status: ") - 1);
 	return PyCFunction_New(&write_def, self);
 }
 
@@ -854,8 +871,9 @@ filewrapper_send(struct wsgi_req *req, struct filewrapper *fw, bool *handled)
 	*handled = true;
 
 	left = st.st_size > pos ? st.st_size - pos : 0;
-	if (req->content_length >= 0 && req->content_length < left)
-		left = req->content_length;
+	if (req->content_length >= 0 &&
+	    req->content_length - req->sent < left)
+		left = req->content_length - req->sent;
 	req_wait(req);
 	if (!req->headers_sent) {
 		head = Py_NewRef(req->head);
@@ -874,6 +892,7 @@ filewrapper_send(struct wsgi_req *req, struct filewrapper *fw, bool *handled)
 			break;
 		}
 		rc = request_write(r, buf, (size_t)n);
+		req->sent += n;
 		pos += n;
 		left -= n;
 	}
@@ -920,7 +939,9 @@ chunk_send(struct wsgi_req *req, PyObject *item, bool flush)
 	rc = req_send(req, PyBytes_AS_STRING(item),
 	    (size_t)PyBytes_GET_SIZE(item), flush);
 	Py_DECREF(item);
-	return rc == 0 ? SEND_OK : SEND_GONE;
+	if (rc == -1)
+		return SEND_GONE;
+	return req->overflow ? SEND_FULL : SEND_OK;
 }
 
 /*
@@ -968,6 +989,8 @@ response_body(struct wsgi_req *req, PyObject *result)
 		if (st == SEND_OK && PyErr_Occurred())
 			st = SEND_ERROR;
 	}
+	if (st == SEND_FULL)
+		return SEND_OK;
 	if (st != SEND_OK || req->headers_sent)
 		return st;
 	/* An empty body: the headers go now. */
@@ -1012,6 +1035,35 @@ response_fail(struct wsgi_req *req, const char *label)
 	Py_END_ALLOW_THREADS
 	req->busy = false;
 	return rc;
+}
+
+/*
+ * A complete response against its Content-Length.  Too much was cut
+ * (logged); too little leaves a client waiting for the rest, so the
+ * connection is closed (PEP 3333).  A HEAD, 1xx, 204 or 304 response
+ * carries no body whatever its Content-Length says.  Returns
+ * wsgi_handle()'s result.
+ */
+static int
+response_check_length(struct wsgi_req *req, const char *label)
+{
+	const char *m;
+	size_t mlen;
+
+	if (req->overflow)
+		wlog(WLOG_WARNING, "wsgi: %s: the application sent more than "
+		    "its Content-Length (%lld bytes); the rest was dropped",
+		    label, req->content_length);
+	if (req->content_length < 0 || req->sent >= req->content_length ||
+	    req->status < 200 || req->status == 204 || req->status == 304)
+		return 0;
+	if ((m = request_param(req->r, "REQUEST_METHOD", &mlen)) != NULL &&
+	    mlen == 4 && memcmp(m, "HEAD", 4) == 0)
+		return 0;
+	wlog(WLOG_WARNING, "wsgi: %s: the application sent %lld bytes of its "
+	    "Content-Length (%lld); closing the connection", label, req->sent,
+	    req->content_length);
+	return -1;
 }
 
 /* Call RESULT.close() if it has one; errors are logged. */
@@ -1066,7 +1118,7 @@ wsgi_handle(struct request *r)
 		st = response_body(req, result);
 
 	if (st == SEND_OK)
-		rc = 0;
+		rc = response_check_length(req, label);
 	else
 		rc = response_fail(req, label);
 	/* close() on every path, once, after the response is complete. */

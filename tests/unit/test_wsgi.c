@@ -512,6 +512,49 @@ START_TEST(list_backed_iterable_is_not_flushed_per_chunk)
 }
 END_TEST
 
+START_TEST(body_is_cut_at_content_length)
+{
+	struct fake *f;
+
+	fake_log_reset();
+	expect("closecount", "/?reset", OK_TEXT("0"), 0);
+	expect("length", "/?3;200%20OK;iter", "Status: 200 OK\r\n"
+	    "Content-Length: 3\r\n\r\nabc", 0);
+	closecount("1");
+	ck_assert_ptr_nonnull(strstr(fake_log(), "warning: wsgi: GET "
+	    "/?3;200%20OK;iter: the application sent more than its "
+	    "Content-Length (3 bytes); the rest was dropped\n"));
+	f = req("length", "/?4;200%20OK;write");
+	ck_assert_int_eq(serve(f), 0);
+	ck_assert_str_eq(fake_body_out(f), "abcd");
+	fake_free(f);
+	expect("length", "/?0;200%20OK;iter", "Status: 200 OK\r\n"
+	    "Content-Length: 0\r\n\r\n", 0);
+}
+END_TEST
+
+START_TEST(short_body_closes_the_connection)
+{
+	struct fake *f;
+
+	fake_log_reset();
+	expect("length", "/?10;200%20OK;short", "Status: 200 OK\r\n"
+	    "Content-Length: 10\r\n\r\nabc", -1);
+	ck_assert_ptr_nonnull(strstr(fake_log(), "the application sent 3 bytes "
+	    "of its Content-Length (10); closing the connection"));
+	/* no body by definition */
+	expect("length", "/?10;304%20Not%20Modified;empty", "Status: 304 Not "
+	    "Modified\r\nContent-Length: 10\r\n\r\n", 0);
+	expect("length", "/?10;204%20No%20Content;empty", "Status: 204 No "
+	    "Content\r\nContent-Length: 10\r\n\r\n", 0);
+	f = req("length", "/?10;200%20OK;empty");
+	f->r.params[0].value = "HEAD";
+	f->r.params[0].value_len = 4;
+	ck_assert_int_eq(serve(f), 0);
+	fake_free(f);
+}
+END_TEST
+
 START_TEST(empty_body_sends_headers_at_the_end)
 {
 	expect("empty", "/", "Status: 204 No Content\r\nX-Empty: yes\r\n\r\n",
@@ -978,6 +1021,8 @@ wsgi_suite(void)
 	tcase_add_test(tc, streaming_sends_each_chunk_before_the_next);
 	tcase_add_test(tc, single_item_list_is_one_write_no_flush);
 	tcase_add_test(tc, list_backed_iterable_is_not_flushed_per_chunk);
+	tcase_add_test(tc, body_is_cut_at_content_length);
+	tcase_add_test(tc, short_body_closes_the_connection);
 	tcase_add_test(tc, empty_body_sends_headers_at_the_end);
 	tcase_add_test(tc, head_passes_through_what_the_app_sends);
 	tcase_add_test(tc, exception_before_headers_is_a_500_with_traceback);

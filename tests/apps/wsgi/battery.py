@@ -313,3 +313,17 @@ def app_random(environ, start_response):
     """random.random() and the thread count: a child forked without the
     at-fork hooks repeats its parent's numbers."""
     return reply(start_response, "%r %d" % (random.random(), threading.active_count()))
+
+
+def app_length(environ, start_response):
+    """Content-Length against the body: QUERY_STRING is "CL;status;how"
+    where how is "iter" (b"abcdef", b"gh"), "write" (write(b"abcdef")),
+    "short" (b"abc") or "empty"."""
+    cl, status, how = environ["QUERY_STRING"].split(";")
+    write = start_response(status.replace("%20", " "),
+                           [("Content-Length", cl)])
+    if how == "write":
+        write(b"abcdef")
+        return []
+    body = {"iter": [b"abcdef", b"gh"], "short": [b"abc"], "empty": []}[how]
+    return Closing(environ, body)
