@@ -265,7 +265,8 @@ struct pool_view {
 	uint64_t now_ms;
 	int active;			/* live workers not told to stop */
 	int ending;			/* told to stop, not yet reaped */
-	int young;			/* active workers not yet past POOL_HEALTHY_MS */
+	int probing;			/* active workers started in the current backoff
+					   step and not yet past POOL_HEALTHY_MS */
 	int free_slots;
 	bool stopping;
 	struct backoff backoff;

@@ -48,7 +48,7 @@ pool_decide(const struct pool_conf *pc, const struct pool_view *v, struct pool_a
 		return;
 	if (v->backoff.delay_ms > 0) {
 		/* backing off: one probe at a time, and only once the delay is over */
-		if (v->now_ms < v->backoff.until_ms || v->young > 0)
+		if (v->now_ms < v->backoff.until_ms || v->probing > 0)
 			return;
 		missing = 1;
 	}
@@ -107,8 +107,9 @@ pool_view_of(const struct pool *p, uint64_t now, struct pool_view *v)
 			v->ending++;
 		else {
 			v->active++;
-			if (now - w->started_ms < POOL_HEALTHY_MS)
-				v->young++;
+			if (p->backoff.delay_ms > 0 && w->started_ms >= p->backoff.step_ms &&
+			    now - w->started_ms < POOL_HEALTHY_MS)
+				v->probing++;
 		}
 	}
 }

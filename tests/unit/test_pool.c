@@ -81,7 +81,7 @@ START_TEST(backoff_waits_then_sends_one_probe)
 	ck_assert_int_eq(act.spawn, 1);
 	/* while the probe is young, nothing more */
 	v.active = 1;
-	v.young = 1;
+	v.probing = 1;
 	pool_decide(&pc, &v, &act);
 	ck_assert_int_eq(act.spawn, 0);
 }
@@ -146,12 +146,15 @@ START_TEST(backoff_resets_once_a_worker_stays_up)
 }
 END_TEST
 
-START_TEST(healthy_pool_is_not_held_back_by_young_workers)
+START_TEST(backoff_is_not_held_back_by_workers_from_before_it)
 {
-	v.active = 2;
-	v.young = 2;
+	/* two workers started together; one is SIGKILLed young, the other lives */
+	ck_assert(backoff_failure(&v.backoff, v.now_ms, v.now_ms - 500));
+	v.active = 3;
+	v.probing = 0;		/* the survivors were started before the step */
+	v.now_ms += POOL_BACKOFF_MIN_MS;
 	pool_decide(&pc, &v, &act);
-	ck_assert_int_eq(act.spawn, 2);
+	ck_assert_int_eq(act.spawn, 1);
 }
 END_TEST
 
@@ -168,7 +171,7 @@ pool_suite(void)
 	tcase_add_test(tc, ending_workers_do_not_count_so_a_restart_overlaps);
 	tcase_add_test(tc, spawn_is_capped_by_free_slots);
 	tcase_add_test(tc, stopping_pool_spawns_nothing);
-	tcase_add_test(tc, healthy_pool_is_not_held_back_by_young_workers);
+	tcase_add_test(tb, backoff_is_not_held_back_by_workers_from_before_it);
 	suite_add_tcase(s, tc);
 
 	tcase_add_checked_fixture(tb, setup, NULL);
