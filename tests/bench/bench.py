@@ -171,20 +171,28 @@ class Proc:
                                       stdout=self.logf, stderr=subprocess.STDOUT,
                                       env=e, cwd=cwd, start_new_session=True)
         self.pid = self.popen.pid
+        self.seen = {}      # every descendant ever seen: pid -> start time
+
+    def family(self):
+        """The main pid and its descendants now; remembered for stop()."""
+        pids = descendants(self.pid) if self.alive() else []
+        for p in pids:
+            self.seen.setdefault(p, proc_starttime(p))
+        return pids
 
     def alive(self):
         return self.popen.poll() is None
 
     def stop(self, sig=signal.SIGTERM, timeout=10.0):
         """SIGNAL the main pid, wait, then SIGKILL whatever is left, by pid."""
-        if self.popen.poll() is not None:
-            self.logf.close()
-            return
-        family = [(p, proc_starttime(p)) for p in descendants(self.pid)]
-        try:
-            os.kill(self.pid, sig)
-        except ProcessLookupError:
-            pass
+        self.family()
+        family = [(p, st) for p, st in self.seen.items() if p != self.pid]
+        family.insert(0, (self.pid, proc_starttime(self.pid)))
+        if self.popen.poll() is None:
+            try:
+                os.kill(self.pid, sig)
+            except ProcessLookupError:
+                pass
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.popen.poll() is not None and \
@@ -240,8 +248,7 @@ class Server:
     def pids(self):
         out = []
         for p in self.procs:
-            if p.alive():
-                out.extend(descendants(p.pid))
+            out.extend(p.family())
         return out
 
     def location(self):
@@ -294,7 +301,7 @@ class NginxCeiling(Server):
             "discarded, not echoed)")
 
     def pids(self):
-        return descendants(self.ctx.nginx.pid) if self.ctx.nginx else []
+        return self.ctx.nginx.family() if self.ctx.nginx else []
 
     def location(self):
         s = self.ctx.static
@@ -698,7 +705,7 @@ def run_wrk(ctx, server, app, duration):
     argv = ["wrk", "-t", str(ctx.args.wrk_threads), "-c", str(ctx.args.connections),
             "-d", "%ds" % duration, "--timeout", "10s", "--latency", "-s", script, url]
     pids = server.pids()
-    npids = descendants(ctx.nginx.pid)
+    npids = ctx.nginx.family()
     t0, n0, c0 = cpu_ticks(pids), cpu_ticks(npids), cpu_stat()
     try:
         r = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 60,
