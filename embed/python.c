@@ -267,7 +267,7 @@ python_init(const struct worker_opts *opts)
 
 	PyConfig_InitIsolatedConfig(&cfg);
 	cfg.install_signal_handlers = 0;
-	cfg.buffered_stdio = 0;		/* app prints reach the log at once */
+	cfg.buffered_stdio = 0;	/* app prints reach the log at once */
 	st = PyConfig_SetBytesString(&cfg, &cfg.executable, exe);
 	if (PyStatus_Exception(st)) {
 		PyConfig_Clear(&cfg);

@@ -10,9 +10,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#define INPUT_BUFSZ	(64 * 1024)	/* readline buffer, read() block */
-#define INPUT_ALLOC_MAX	(1024 * 1024)	/* first allocation of a big read() */
-#define ERRORS_LINE_MAX	8192		/* longer partial lines are logged as is */
+/* The readline buffer and the read() block; a big read() first allocates
+ * at most INPUT_ALLOC_MAX; longer partial error lines are logged as is. */
+#define INPUT_BUFSZ	(64 * 1024)
+#define INPUT_ALLOC_MAX	(1024 * 1024)
+#define ERRORS_LINE_MAX	8192
 
 struct input {
 	PyObject_HEAD
@@ -20,7 +22,7 @@ struct input {
 	long long remaining;	/* body bytes not yet read, -1: until the end */
 	bool eof;
 	bool busy;		/* a read is in flight with the GIL released */
-	char *buf;		/* INPUT_BUFSZ, allocated on first buffered read */
+	char *buf;		/* INPUT_BUFSZ, from the first buffered read */
 	size_t pos, end;	/* unread bytes are buf[pos..end) */
 };
 

@@ -16,7 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define FILE_BLOCK	(256 * 1024)	/* wsgi.file_wrapper read size on an fd */
+#define FILE_BLOCK	(256 * 1024)	/* file_wrapper read size on an fd */
 
 /* CGI names whose keys are made once; the first few are looked at too. */
 enum {
