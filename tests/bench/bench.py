@@ -11,6 +11,7 @@ import glob
 import json
 import os
 import platform
+import resource
 import shutil
 import signal
 import socket
@@ -707,12 +708,14 @@ def run_wrk(ctx, server, app, duration):
     pids = server.pids()
     npids = ctx.nginx.family()
     t0, n0, c0 = cpu_ticks(pids), cpu_ticks(npids), cpu_stat()
+    w0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     try:
         r = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 60,
                            env=dict(os.environ, BENCH_LUA_DIR=LUADIR))
     except subprocess.TimeoutExpired:
         return {"failed": "wrk did not finish within %d s" % (duration + 60)}
     t1, n1, c1 = cpu_ticks(pids), cpu_ticks(npids), cpu_stat()
+    w1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     pss = pss_kb(server.pids())
     res = None
     for line in r.stdout.splitlines():
@@ -729,8 +732,14 @@ def run_wrk(ctx, server, app, duration):
     res["cpu_us_per_req"] = (ticks / hz * 1e6 / res["requests"]) if res["requests"] else None
     nticks = sum(n1[p] - n0[p] for p in n1 if p in n0)
     res["nginx_us_per_req"] = (nticks / hz * 1e6 / res["requests"]) if res["requests"] else None
-    busy = sum(c1) - sum(c0)
-    res["idle_pct"] = 100.0 * ((c1[3] + c1[4]) - (c0[3] + c0[4])) / busy if busy else None
+    total = sum(c1[:8]) - sum(c0[:8])     # user..steal; guest is already in user
+    idle = (c1[3] + c1[4]) - (c0[3] + c0[4])
+    res["idle_pct"] = 100.0 * idle / total if total else None
+    # CPU used by everything outside the benchmark (other work on the machine)
+    wrk_s = (w1.ru_utime - w0.ru_utime) + (w1.ru_stime - w0.ru_stime)
+    ours = (ticks + (0 if server.key == CEILING else nticks)) / hz + wrk_s
+    res["other_pct"] = (max(0.0, 100.0 * ((total - idle) / hz - ours) / (total / hz))
+                        if total else None)
     res["raw"] = r.stdout
     return res
 
@@ -814,6 +823,7 @@ def summarize(ctx):
             "cpu_us": statistics.median(cpu) if cpu else None,
             "nginx_us": med([r.get("nginx_us_per_req") for r in ok]),
             "idle_pct": med([r.get("idle_pct") for r in ok]),
+            "other_pct": med([r.get("other_pct") for r in ok]),
             "rounds": len(ok),
         }
     return summ
@@ -853,7 +863,8 @@ def write_report(ctx, summ, started, finished):
              "CPU µs/req is the user+system CPU of those processes per request (not nginx, "
              "not wrk), nginx µs/req the same for nginx's processes; idle % is the whole "
              "machine's idle time during the cell (from /proc/stat: idle CPU while the "
-             "benchmark is saturating means something is waiting); ratios are of median req/s.")
+             "benchmark is saturating means something is waiting), other % the machine's CPU "
+             "used by processes outside the benchmark (noise); ratios are of median req/s.")
     L.append("")
     for s in ctx.servers:
         if s.note:
@@ -874,7 +885,7 @@ def write_report(ctx, summ, started, finished):
                      "%.1f µs CPU per request; *server µs/req* below is each Python "
                      "server's CPU per request minus that.\n" % app_us)
         L.append("| server | req/s (min–max) | p50 ms | p99 ms | errors | PSS MiB | CPU µs/req "
-                 "| server µs/req | nginx µs/req | idle % | × uWSGI-FastCGI | × nginx |")
+                 "| server µs/req | nginx µs/req | idle / other % | × uWSGI-FastCGI | × nginx |")
         L.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         base = summ.get((BASELINE, app), {}).get("rps")
         ceil = summ.get((CEILING, app), {}).get("rps")
@@ -894,7 +905,8 @@ def write_report(ctx, summ, started, finished):
                 "%.0f" % (x["cpu_us"] - app_us) if x["cpu_us"] is not None and app_us is not None
                 and s.python else "-",
                 "%.0f" % x["nginx_us"] if x["nginx_us"] is not None and s.key != CEILING else "-",
-                "%.0f" % x["idle_pct"] if x["idle_pct"] is not None else "-",
+                "%.0f / %.0f" % (x["idle_pct"], x["other_pct"]) if x["idle_pct"] is not None
+                and x["other_pct"] is not None else "-",
                 "%.2f" % (x["rps"] / base) if base else "-",
                 "%.2f" % (x["rps"] / ceil) if ceil else "-"))
         L.append("")
