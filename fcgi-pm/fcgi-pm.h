@@ -217,6 +217,7 @@ struct worker {
 	uint64_t started_ms;		/* loop_now_ms() at fork */
 	bool ending;			/* told to stop (QUIT/TERM): do not count it */
 	bool killed;			/* SIGKILL sent */
+	int stop_signal;		/* SIGQUIT or SIGTERM, the last one sent */
 	uint64_t stop_ms;		/* when it was first told to stop */
 	uint64_t kill_at_ms;		/* when ending: SIGKILL if still alive then */
 	size_t linelen;

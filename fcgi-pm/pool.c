@@ -205,27 +205,36 @@ worker_reaped(struct pool *p, struct worker *w, int st, uint64_t now)
 	const char *name = p->conf->name;
 	double age = (double)(now - w->started_ms) / 1000.0;
 	bool young = now - w->started_ms < POOL_HEALTHY_MS;
+	struct sb_slot_view sv;
 	bool failed;
 
 	/* its last words (a traceback) belong before the exit line */
 	worker_drain(w);
 	worker_close_output(w);
+	sb_slot_read(&p->sb, (uint32_t)w->slot, &sv);
 	if (WIFEXITED(st)) {
 		int code = WEXITSTATUS(st);
 
+		/*
+		 * Status 0 is a worker done by design (max_requests, max_rss),
+		 * unless it served nothing: then it is a loop like any crash.
+		 */
 		failed = !w->ending && (code == 3 || code == 64 || code == 78 ||
-		    code == 127 || (code != 0 && young));
+		    code == 127 || (young && (code != 0 || sv.requests == 0)));
 		log_msg(w->ending || code == 0 ? LOG_LVL_NOTICE : LOG_LVL_WARNING, name, 0,
-		    "worker %ld exited with status %d after %.1fs%s", (long)w->pid, code,
-		    age, exit_reason(code));
+		    "worker %ld exited with status %d after %.1fs, %llu requests%s",
+		    (long)w->pid, code, age, (unsigned long long)sv.requests,
+		    exit_reason(code));
 	} else {
 		int sig = WTERMSIG(st);
 		const char *abbrev = sigabbrev_np(sig);
 
 		failed = !w->ending && young;
 		log_msg(w->ending ? LOG_LVL_NOTICE : LOG_LVL_WARNING, name, 0,
-		    "worker %ld exited on signal %d (SIG%s)%s after %.1fs", (long)w->pid, sig,
-		    abbrev ? abbrev : "?", WCOREDUMP(st) ? ", core dumped" : "", age);
+		    "worker %ld exited on signal %d (SIG%s)%s after %.1fs, %llu requests",
+		    (long)w->pid, sig, abbrev ? abbrev : "?",
+		    WCOREDUMP(st) ? ", core dumped" : "", age,
+		    (unsigned long long)sv.requests);
 	}
 	sb_slot_release(&p->sb, (uint32_t)w->slot);
 	w->pid = 0;
@@ -285,9 +294,11 @@ pools_tick(struct pool *pools, size_t n, uint64_t now)
 				continue;
 			if (w->ending && !w->killed && now >= w->kill_at_ms) {
 				log_warning(p->conf->name, 0, "worker %ld still running %.1fs "
-				    "after it was told to stop; killing it (process_control_timeout "
-				    "is %.1fs)", (long)w->pid, (double)(now - w->stop_ms) / 1000.0,
-				    (double)p->control_timeout_ms / 1000.0);
+				    "after SIG%s; killing it%s", (long)w->pid,
+				    (double)(now - w->stop_ms) / 1000.0,
+				    w->stop_signal == SIGQUIT ? "QUIT" : "TERM",
+				    w->stop_signal == SIGQUIT ?
+				    " (process_control_timeout)" : "");
 				worker_signal(w, SIGKILL);
 				w->killed = true;
 			}
@@ -312,6 +323,7 @@ pool_signal_all(struct pool *p, int signo, long bound_ms, uint64_t now)
 		if (w->pid == 0 || w->killed || (w->ending && signo == SIGQUIT))
 			continue;
 		worker_signal(w, signo);
+		w->stop_signal = signo;
 		if (!w->ending)
 			w->stop_ms = now;
 		if (!w->ending || kill_at < w->kill_at_ms)
