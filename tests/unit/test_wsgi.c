@@ -6,6 +6,7 @@
  */
 #include <check.h>
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -18,6 +19,7 @@
 #include "fake_request.h"
 
 static const char *python_path[] = { WSGI_APPS_DIR, NULL };
+static char self_path[PATH_MAX] = "/proc/self/exe"; /* not valgrind's */
 static struct worker_opts opts = {
 	.module = "battery:application",
 	.pool = "-",
@@ -778,6 +780,8 @@ START_TEST(fork_runs_the_python_at_fork_hooks)
 		if (serve(f) == 0 && write(p[1], fake_body_out(f),
 		    strlen(fake_body_out(f))) == -1)
 			_exit(1);
+		/* exec, not exit: valgrind would count Python's leaks here */
+		execl("/bin/true", "true", (char *)NULL);
 		_exit(0);
 	}
 	ck_assert_int_gt(pid, 0);
@@ -818,7 +822,7 @@ run_child(const char *venv, const char *module, const char *threads,
 	if ((pid = fork()) == 0) {
 		dup2(p[1], 1);
 		close(p[0]);
-		execl("/proc/self/exe", "test_wsgi", "child", venv, module,
+		execl(self_path, "test_wsgi", "child", venv, module,
 		    threads, dir, (char *)NULL);
 		_exit(127);
 	}
@@ -1060,6 +1064,8 @@ main(int argc, char **argv)
 
 	if (argc == 6 && strcmp(argv[1], "child") == 0)
 		return child_main(argv);
+	if (realpath(argv[0], self_path) == NULL)
+		snprintf(self_path, sizeof(self_path), "/proc/self/exe");
 
 	/* Once, before check forks the tests: they all share this interpreter. */
 	if (python_init(&opts) == -1) {
