@@ -421,7 +421,9 @@ class FcgiPmKeep(Server):
 
     def upstream(self):
         base = self.ctx.servers_by_key["fcgi-pm"]
-        return "upstream fcgipm_keep { server unix:%s; keepalive %d; }\n" % (
+        # nginx must drop an idle kept connection before fcgi-pm does (60 s by default)
+        return ("upstream fcgipm_keep { server unix:%s; keepalive %d; "
+                "keepalive_timeout 30s; }\n") % (
             base.path, self.ctx.args.upstream_keepalive)
 
 
