@@ -263,24 +263,29 @@ build_envp(struct strv *ev, const struct pool *p)
 	}
 }
 
-/* Async-signal-safe: "ERROR: fcgi-pm: cannot WHAT: ENAME\n" on fd 2, then _exit(127). */
+/*
+ * Async-signal-safe: "ERROR: cannot WHAT[ ARG][ (WHY)]: ENAME\n" on fd 2 (the
+ * pipe, so the master logs it with the pool and pid), then _exit(127).
+ */
 static void __attribute__((noreturn))
-child_fail(const char *what, int err)
+child_fail(const char *what, const char *arg, const char *why, int err)
 {
 	const char *name = strerrorname_np(err);
-	char buf[512];
+	char buf[1024];
 	size_t n = 0;
-	const char *parts[] = { "ERROR: fcgi-pm: cannot ", what, ": ",
+	const char *parts[] = { "ERROR: cannot ", what, arg ? " " : "", arg ? arg : "",
+	    why ? " (" : "", why ? why : "", why ? ")" : "", ": ",
 	    name ? name : "unknown error", "\n" };
 
 	for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
 		size_t l = strlen(parts[i]);
 
-		if (l > sizeof(buf) - n)
-			l = sizeof(buf) - n;
+		if (l > sizeof(buf) - 1 - n)
+			l = sizeof(buf) - 1 - n;
 		memcpy(buf + n, parts[i], l);
 		n += l;
 	}
+	buf[n - 1] = '\n';
 	(void)!write(STDERR_FILENO, buf, n);
 	_exit(127);
 }
@@ -314,10 +319,10 @@ child_exec(const struct worker *w, int pipe_w, const char *binary, char **argv, 
 	    (sbfd = fcntl(p->sb.fd, F_DUPFD_CLOEXEC, 10)) == -1 ||
 	    (p->slowlog_fd != -1 &&
 	    (slow = fcntl(p->slowlog_fd, F_DUPFD_CLOEXEC, 10)) == -1))
-		child_fail("duplicate the worker's fds", errno);
+		child_fail("duplicate the worker's fds", NULL, NULL, errno);
 	if (dup2(lfd, 0) == -1 || dup2(sbfd, CHILD_FD_SCOREBOARD) == -1 ||
 	    (slow != -1 && dup2(slow, CHILD_FD_SLOWLOG) == -1))
-		child_fail("set up the worker's fds", errno);
+		child_fail("set up the worker's fds", NULL, NULL, errno);
 	close_range(CHILD_FD_SLOWLOG + 1, ~0U, 0);
 	if (slow == -1)
 		close(CHILD_FD_SLOWLOG);
@@ -327,26 +332,26 @@ child_exec(const struct worker *w, int pipe_w, const char *binary, char **argv, 
 	if (pc->rlimit_files > 0) {
 		rl.rlim_cur = rl.rlim_max = (rlim_t)pc->rlimit_files;
 		if (setrlimit(RLIMIT_NOFILE, &rl) == -1)
-			child_fail("set rlimit_files", errno);
+			child_fail("set the open files limit", NULL, "rlimit_files", errno);
 	}
 	if (pc->rlimit_core >= 0) {
 		rl.rlim_cur = rl.rlim_max = (rlim_t)pc->rlimit_core;
 		if (setrlimit(RLIMIT_CORE, &rl) == -1)
-			child_fail("set rlimit_core", errno);
+			child_fail("set the core size limit", NULL, "rlimit_core", errno);
 	}
 	if (p->drop_privileges) {
 		if (setgroups((size_t)p->ngroups, p->groups) == -1)
-			child_fail("setgroups to the pool's user", errno);
+			child_fail("set the groups of user", pc->user, "user", errno);
 		if (setgid(p->gid) == -1)
-			child_fail("setgid to the pool's group", errno);
+			child_fail("switch to the group of the pool", pc->group, "group", errno);
 		if (setuid(p->uid) == -1)
-			child_fail("setuid to the pool's user", errno);
+			child_fail("switch to user", pc->user, "user", errno);
 	}
 	/* after the identity change: the pool's user must be able to enter it */
 	if (pc->chdir != NULL && chdir(pc->chdir) == -1)
-		child_fail("chdir to the pool's chdir", errno);
+		child_fail("enter", pc->chdir, "chdir", errno);
 	execve(binary, argv, envp);
-	child_fail("exec worker_binary", errno);
+	child_fail("run", binary, "worker_binary", errno);
 }
 
 /*
