@@ -57,6 +57,8 @@ static int statm_fd = -1;		/* /proc/self/statm, for RSS after each request */
 static int wake_fd = -1;		/* eventfd: a request thread asks main to stop */
 static _Atomic long nrequests;		/* finished, all threads */
 static _Atomic int stop_reason;		/* why a thread asked to stop (enum below) */
+static _Atomic int nrunning;		/* request threads not yet finished */
+static int sig_fd = -1;			/* signalfd of the blocked signals */
 static sigset_t orig_mask;		/* restored in forked children */
 
 enum { STOP_NONE, STOP_MAX_REQUESTS, STOP_MAX_RSS };
@@ -446,6 +448,7 @@ request_thread(void *arg)
 	while ((r = fcgi_next(t->conn)) != NULL)
 		serve(t, r);
 	python_thread_end();
+	atomic_fetch_sub(&nrunning, 1);
 	return NULL;
 }
 
@@ -478,6 +481,15 @@ shutdown_gracefully(struct thread *threads, int n)
 	sb_set_state(SB_WORKER_ENDING);
 	fcgi_stop();
 	fcgi_sweep(true);
+	/* Requests in flight finish; SIGTERM or SIGINT meanwhile still stop us now. */
+	while (atomic_load(&nrunning) > 0) {
+		struct pollfd pfd = { .fd = sig_fd, .events = POLLIN };
+		struct signalfd_siginfo si;
+
+		if (poll(&pfd, 1, 50) == 1 && read(sig_fd, &si, sizeof(si)) == sizeof(si) &&
+		    (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT))
+			_exit(0);
+	}
 	for (i = 0; i < n; i++)
 		pthread_join(threads[i].tid, NULL);
 	fcgi_sweep(true);
@@ -503,7 +515,7 @@ main(int argc, char **argv)
 	struct thread *threads;
 	sigset_t mask;
 	socklen_t len;
-	int sfd, i, listening = 0, timeout;
+	int i, listening = 0, timeout;
 	const char *dbg;
 
 	parse_args(argc, argv);
@@ -547,7 +559,7 @@ main(int argc, char **argv)
 	sigaddset(&mask, SIGCHLD);
 	sigaddset(&mask, SIGALRM);
 	if (pthread_sigmask(SIG_BLOCK, &mask, &orig_mask) != 0 ||
-	    (sfd = signalfd(-1, &mask, SFD_CLOEXEC)) == -1) {
+	    (sig_fd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK)) == -1) {
 		wlog(WLOG_ERROR, "signals: %s", strerror(errno));
 		exit(EXIT_OSERR);
 	}
@@ -571,6 +583,7 @@ main(int argc, char **argv)
 		exit(EXIT_OSERR);
 	if ((threads = calloc((size_t)opts.threads, sizeof(*threads))) == NULL)
 		exit(EXIT_OSERR);
+	atomic_store(&nrunning, opts.threads);
 	for (i = 0; i < opts.threads; i++) {
 		threads[i].index = i;
 		if ((threads[i].conn = fcgi_conn_new()) == NULL) {
@@ -593,12 +606,14 @@ main(int argc, char **argv)
 		timeout = 1000;
 	if (timeout < 50)
 		timeout = 50;
-	pfd[0].fd = sfd;
+	pfd[0].fd = sig_fd;
 	pfd[0].events = POLLIN;
 	pfd[1].fd = wake_fd;
 	pfd[1].events = POLLIN;
 	for (;;) {
-		if (poll(pfd, 2, timeout) == -1 && errno != EINTR) {
+		if (poll(pfd, 2, timeout) == -1) {
+			if (errno == EINTR)	/* SIGUSR2 (slowlog) lands here too */
+				continue;
 			wlog(WLOG_ERROR, "poll: %s", strerror(errno));
 			_exit(EXIT_OSERR);
 		}
@@ -609,7 +624,7 @@ main(int argc, char **argv)
 				    opts.max_requests);
 			shutdown_gracefully(threads, opts.threads);
 		}
-		if (!(pfd[0].revents & POLLIN) || read(sfd, &si, sizeof(si)) != sizeof(si))
+		if (!(pfd[0].revents & POLLIN) || read(sig_fd, &si, sizeof(si)) != sizeof(si))
 			continue;
 		switch (si.ssi_signo) {
 		case SIGQUIT:

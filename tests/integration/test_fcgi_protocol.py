@@ -416,6 +416,19 @@ class Lifecycle(harness.TestCase):
         self.assertIsNotNone(w.wait(2))
         self.assertLess(time.monotonic() - t0, 1)
 
+    def test_sigterm_during_graceful_stop_exits_at_once(self):
+        w = self._own(Worker(self.tmp))
+        s = fc.connect(w.addr)
+        fc.request(s, params={"QUERY_STRING": "sleep=10000"})
+        time.sleep(0.2)
+        w.signal(signal.SIGQUIT)
+        time.sleep(0.2)
+        self.assertTrue(w.running())
+        t0 = time.monotonic()
+        w.signal(signal.SIGTERM)
+        self.assertEqual(w.wait(3), 0)
+        self.assertLess(time.monotonic() - t0, 1.5)
+
     def test_max_requests_exits_gracefully(self):
         w = self._own(Worker(self.tmp, ["--max-requests", "3"]))
         for i in range(3):
