@@ -372,6 +372,62 @@ START_TEST(request_end_to_end)
 }
 END_TEST
 
+/* ------------------------------------------------------------- log.c */
+
+/* Run FN with stderr redirected to a pipe; return what it wrote. */
+static char *
+capture_stderr(void (*fn)(void))
+{
+	static char buf[8192];
+	int p[2], saved;
+	ssize_t n;
+
+	ck_assert_int_eq(pipe(p), 0);
+	saved = dup(2);
+	dup2(p[1], 2);
+	close(p[1]);
+	fn();
+	dup2(saved, 2);
+	close(saved);
+	n = read(p[0], buf, sizeof(buf) - 1);
+	close(p[0]);
+	buf[n > 0 ? n : 0] = '\0';
+	return buf;
+}
+
+static void
+log_multiline(void)
+{
+	wlog(WLOG_ERROR, "Traceback:\n  line %d\nValueError: x\n", 1);
+	wlog(WLOG_DEBUG, "not shown at the default level");
+	wlog(WLOG_NOTICE, "%s", "");
+}
+
+START_TEST(log_splits_lines_and_prefixes_each)
+{
+	ck_assert_str_eq(capture_stderr(log_multiline),
+	    "ERROR: Traceback:\nERROR:   line 1\nERROR: ValueError: x\nNOTICE: \n");
+}
+END_TEST
+
+static void
+log_flood(void)
+{
+	static struct wlog_ratelimit rl = { .interval = 60, .burst = 3 };
+	int i;
+
+	for (i = 0; i < 100; i++)
+		wlog_limited(&rl, WLOG_WARNING, "peer %d misbehaved", i);
+}
+
+START_TEST(log_rate_limit_bounds_a_flood)
+{
+	ck_assert_str_eq(capture_stderr(log_flood),
+	    "WARNING: peer 0 misbehaved\nWARNING: peer 1 misbehaved\n"
+	    "WARNING: peer 2 misbehaved\n");
+}
+END_TEST
+
 static Suite *
 fcgi_suite(void)
 {
@@ -391,6 +447,11 @@ fcgi_suite(void)
 	tcase_add_test(tc, get_values_unknown_names_only);
 	tcase_add_test(tc, get_values_malformed_or_small_buffer);
 	tcase_add_test(tc, request_param_lookup);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("log");
+	tcase_add_test(tc, log_splits_lines_and_prefixes_each);
+	tcase_add_test(tc, log_rate_limit_bounds_a_flood);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("server");
