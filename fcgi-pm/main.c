@@ -123,8 +123,6 @@ on_signal(int signo)
 {
 	const char *name = sigabbrev_np(signo);
 
-	if (signo != SIGCHLD)
-		log_notice(NULL, 0, "received SIG%s", name ? name : "?");
 	switch (signo) {
 	case SIGCHLD:
 		pools_reap(pools, npools);
@@ -133,25 +131,26 @@ on_signal(int signo)
 		break;
 	case SIGTERM:
 	case SIGINT:
-		log_notice(NULL, 0, "stopping now: workers get SIGTERM");
+		log_notice(NULL, 0, "SIG%s: stopping now, workers get SIGTERM", name);
 		stop(false, loop_now_ms());
 		break;
 	case SIGQUIT:
-		log_notice(NULL, 0, "stopping gracefully: workers get SIGQUIT and "
-		    "finish their requests");
+		log_notice(NULL, 0, "SIGQUIT: stopping gracefully, workers get SIGQUIT "
+		    "and finish their requests");
 		stop(true, loop_now_ms());
 		break;
 	case SIGUSR1:
 		if (log_reopen() == 0)
-			log_notice(NULL, 0, "error_log reopened");
+			log_notice(NULL, 0, "SIGUSR1: error_log reopened");
 		break;
 	case SIGHUP:
-		/* the configuration diff and apply belong to the reload issue */
-		log_notice(NULL, 0, "reloading the configuration is not in this build: "
-		    "restarting every pool's workers gracefully (as SIGUSR2)");
+		/* reading the configuration again and applying the difference comes next */
+		log_notice(NULL, 0, "SIGHUP: this build does not reload the configuration "
+		    "yet; restarting every pool's workers gracefully, as SIGUSR2 does");
 		pools_restart(pools, npools);
 		break;
 	case SIGUSR2:
+		log_notice(NULL, 0, "SIGUSR2: restarting every pool's workers gracefully");
 		pools_restart(pools, npools);
 		break;
 	}

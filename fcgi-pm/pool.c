@@ -157,9 +157,12 @@ pool_spawn(struct pool *p, uint64_t now)
 		note_failure(p, now, now);
 		return -1;
 	}
-	if (loop_watch(w->out_fd, EPOLLIN, on_worker_output, w) == -1)
-		log_warning(p->conf->name, w->pid, "cannot watch the worker's output: %s",
-		    strerror(errno));
+	if (loop_watch(w->out_fd, EPOLLIN, on_worker_output, w) == -1) {
+		/* unread, the pipe would fill and block the worker on its next log line */
+		log_warning(p->conf->name, 0, "worker %ld: cannot watch its output, "
+		    "dropping it: %s", (long)w->pid, strerror(errno));
+		worker_close_output(w);
+	}
 	log_debug(p->conf->name, 0, "worker %ld started in slot %d", (long)w->pid, w->slot);
 	return 0;
 }
@@ -189,8 +192,8 @@ exit_reason(int code)
 		return " (fcgi-pm-worker rejected its command line: are fcgi-pm and "
 		    "fcgi-pm-worker from the same build? see worker_binary)";
 	case 78:
-		return " (scoreboard or configuration mismatch: are fcgi-pm and "
-		    "fcgi-pm-worker from the same build? see worker_binary)";
+		return " (it refused its configuration or the scoreboard; see its error "
+		    "above)";
 	case 127:
 		return " (it could not be started; see the error above)";
 	default:
