@@ -287,6 +287,7 @@ fcgi_server_init(const struct fcgi_server_conf *conf)
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
 	struct rlimit rl;
+	int rc;
 
 	srv.listen_fd = conf->listen_fd;
 	srv.read_timeout_ms = conf->read_timeout_ms > 0 ? conf->read_timeout_ms : 30000;
@@ -321,7 +322,12 @@ fcgi_server_init(const struct fcgi_server_conf *conf)
 	/* Exclusive: the other workers of the pool wait on the same socket. */
 	ev.events = EPOLLIN | EPOLLEXCLUSIVE;
 	ev.data.u64 = KEY_LISTEN;
-	if (epoll_ctl(srv.ep, EPOLL_CTL_ADD, srv.listen_fd, &ev) == -1) {
+	rc = epoll_ctl(srv.ep, EPOLL_CTL_ADD, srv.listen_fd, &ev);
+	if (rc == -1 && errno == EINVAL) {	/* EPOLLEXCLUSIVE is Linux 4.5+ */
+		ev.events = EPOLLIN;
+		rc = epoll_ctl(srv.ep, EPOLL_CTL_ADD, srv.listen_fd, &ev);
+	}
+	if (rc == -1) {
 		wlog(WLOG_ERROR, "fcgi: epoll_ctl listening socket: %s", strerror(errno));
 		return -1;
 	}
