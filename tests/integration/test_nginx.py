@@ -10,22 +10,9 @@ import time
 import harness
 from harness import concurrent
 import wscommon
-from wscommon import ETC, STATIC_DIR
+from wscommon import STATIC_DIR
 
-UPSTREAM_SNIPPET = os.path.join(ETC, "nginx", "django-site-upstream.conf")
-
-
-def render_upstream(port, servers, mount=""):
-    """etc/nginx/django-site-upstream.conf for SERVERS ["host:port", x2]."""
-    reps = [("server 10.0.0.11:9001 ", "server %s " % servers[0]),
-            ("server 10.0.0.12:9001 ", "server %s " % servers[1]),
-            ("listen 127.0.0.1:8080;", "listen 127.0.0.1:%d;" % port),
-            ("alias /srv/mysite/static/;", "alias %s/;" % STATIC_DIR)]
-    if mount:
-        reps += [("    location / {", "    location %s/ {" % mount),
-                 ("fastcgi_split_path_info ^()(.*)$;",
-                  "fastcgi_split_path_info ^(%s)(/.*)$;" % mount)]
-    return wscommon.render(UPSTREAM_SNIPPET, reps)
+render_upstream = wscommon.render_upstream
 
 
 def start_unix(cls, mount):

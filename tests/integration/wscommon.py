@@ -94,6 +94,24 @@ def tcp_conns(port, host="127.0.0.1"):
     return out
 
 
+UPSTREAM_SNIPPET = os.path.join(ETC, "nginx", "django-site-upstream.conf")
+
+
+def render_upstream(port, servers, mount="", listen_host="127.0.0.1"):
+    """etc/nginx/django-site-upstream.conf for the app servers SERVERS
+    (two "host:port"), nginx listening on LISTEN_HOST:PORT, the site at
+    MOUNT ("" or "/app")."""
+    reps = [("server 10.0.0.11:9001 ", "server %s " % servers[0]),
+            ("server 10.0.0.12:9001 ", "server %s " % servers[1]),
+            ("listen 127.0.0.1:8080;", "listen %s:%d;" % (listen_host, port)),
+            ("alias /srv/mysite/static/;", "alias %s/;" % STATIC_DIR)]
+    if mount:
+        reps += [("    location / {", "    location %s/ {" % mount),
+                 ("fastcgi_split_path_info ^()(.*)$;",
+                  "fastcgi_split_path_info ^(%s)(/.*)$;" % mount)]
+    return render(UPSTREAM_SNIPPET, reps)
+
+
 # --------------------------------------------------------- web servers
 
 class WebServer:
