@@ -766,11 +766,13 @@ read_records(struct conn *c)
 			goto fail;
 		switch (h.type) {
 		case FCGI_BEGIN_REQUEST:
-			if (begun || h.content_len < 8 ||
-			    fill(c, (size_t)h.content_len + h.padding_len) == -1) {
-				errno = EPROTO;
-				goto fail;
+			if (begun || h.content_len < 8) {
+				wlog_limited(&rl_proto, WLOG_WARNING,
+				    "fcgi: malformed or repeated BEGIN_REQUEST, closing");
+				return -1;
 			}
+			if (fill(c, (size_t)h.content_len + h.padding_len) == -1)
+				goto fail;
 			b = c->in + c->in_pos;
 			c->in_pos += (size_t)h.content_len + h.padding_len;
 			if ((b[0] << 8 | b[1]) != FCGI_RESPONDER) {
@@ -852,10 +854,8 @@ fail:
 		wlog_limited(&rl_timeout, WLOG_WARNING,
 		    "fcgi: peer sent an incomplete request within read_timeout (%ld ms), closing",
 		    srv.read_timeout_ms);
-	else if (errno == EPROTO || errno == EBADMSG)
-		wlog_limited(&rl_proto, WLOG_WARNING,
-		    "fcgi: protocol error from peer, closing");
-	/* ECONNRESET (peer closed between requests) is normal. */
+	/* ECONNRESET (peer closed between requests) is normal; protocol
+	 * errors were reported where they were found. */
 	return -1;
 }
 
