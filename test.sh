@@ -18,6 +18,10 @@ BUILD_DIR=${BUILD_DIR:-build}
 MESON_OPTIONS=${MESON_OPTIONS:-}
 MESON_TEST_ARGS=${MESON_TEST_ARGS:-}
 
+# sanitizer builds: CPython's own allocations at exit are not our leaks
+LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$(pwd)/tests/lsan.supp:print_suppressions=0}
+export LSAN_OPTIONS
+
 ensure_packages $FCGI_PM_BUILD_PKGS $FCGI_PM_RUN_PKGS $FCGI_PM_WEB_PKGS || {
 	echo "0 passed, 1 failed"; exit 1; }
 
