@@ -290,10 +290,10 @@ bool backoff_recovered(struct backoff *b, uint64_t now_ms, uint64_t worker_start
 
 int pools_open(struct pool **pools, const struct conf *c, const char *binary);
 int pools_start(struct pool *pools, size_t n);
-void pools_reap(struct pool *pools, size_t n);
+int pools_reap(struct pool *pools, size_t n);
 void pools_tick(struct pool *pools, size_t n, uint64_t now_ms);
 void pools_stop(struct pool *pools, size_t n, bool graceful);
-void pools_restart(struct pool *pools, size_t n);
+void pools_restart(struct pool *pools, size_t n, bool reset_backoff);
 bool pools_stopped(const struct pool *pools, size_t n);
 void pools_close(struct pool *pools, size_t n);
 

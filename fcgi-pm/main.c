@@ -35,6 +35,8 @@ static size_t npools;
 static bool stopping;
 static uint64_t exit_deadline_ms;
 static int pidfile_fd = -1;
+static uint64_t *crash_times;		/* emergency_restart_threshold ring */
+static size_t crash_next;
 
 static void __attribute__((noreturn))
 usage(int status)
@@ -118,6 +120,36 @@ stop(bool graceful, uint64_t now)
 		loop_exit();
 }
 
+/*
+ * php-fpm's safety net: emergency_restart_threshold crashes (SIGSEGV,
+ * SIGBUS) within emergency_restart_interval restart every pool gracefully,
+ * for a crash that comes from state the workers share (a bad file, a
+ * broken shared library).
+ */
+static void
+note_crashes(int count, uint64_t now)
+{
+	size_t t = (size_t)conf->emergency_restart_threshold;
+	uint64_t oldest;
+
+	if (crash_times == NULL || count <= 0)
+		return;
+	for (int i = 0; i < count; i++) {
+		crash_times[crash_next] = now;
+		crash_next = (crash_next + 1) % t;
+	}
+	/* the ring's next slot holds the oldest of the last t crashes (0: fewer yet) */
+	oldest = crash_times[crash_next];
+	if (oldest == 0 || now - oldest > (uint64_t)conf->emergency_restart_interval_ms)
+		return;
+	log_warning(NULL, 0, "%zu workers crashed within %.1fs: restarting every pool "
+	    "gracefully (emergency_restart_threshold %d, emergency_restart_interval %.1fs)",
+	    t, (double)(now - oldest) / 1000.0, conf->emergency_restart_threshold,
+	    (double)conf->emergency_restart_interval_ms / 1000.0);
+	memset(crash_times, 0, t * sizeof(*crash_times));
+	pools_restart(pools, npools, false);
+}
+
 static void
 on_signal(int signo)
 {
@@ -125,7 +157,7 @@ on_signal(int signo)
 
 	switch (signo) {
 	case SIGCHLD:
-		pools_reap(pools, npools);
+		note_crashes(pools_reap(pools, npools), loop_now_ms());
 		if (stopping && pools_stopped(pools, npools))
 			loop_exit();
 		break;
@@ -147,11 +179,11 @@ on_signal(int signo)
 		/* reading the configuration again and applying the difference comes next */
 		log_notice(NULL, 0, "SIGHUP: this build does not reload the configuration "
 		    "yet; restarting every pool's workers gracefully, as SIGUSR2 does");
-		pools_restart(pools, npools);
+		pools_restart(pools, npools, true);
 		break;
 	case SIGUSR2:
 		log_notice(NULL, 0, "SIGUSR2: restarting every pool's workers gracefully");
-		pools_restart(pools, npools);
+		pools_restart(pools, npools, true);
 		break;
 	}
 }
@@ -305,6 +337,11 @@ main(int argc, char *argv[])
 		return 1;
 	}
 
+	if (conf->emergency_restart_threshold > 0 && conf->emergency_restart_interval_ms > 0 &&
+	    (crash_times = calloc((size_t)conf->emergency_restart_threshold,
+	    sizeof(*crash_times))) == NULL)
+		fatal("out of memory");
+
 	/* 5. the pools, 6. the loop */
 	if (loop_init(on_signal, on_tick, TICK_MS) == -1)
 		fatal("cannot create the event loop: %s", strerror(errno));
@@ -323,6 +360,7 @@ main(int argc, char *argv[])
 		pidfile_remove(conf->pid_file);
 	log_notice(NULL, 0, "exiting");
 	loop_free();
+	free(crash_times);
 	conf_free(conf);
 	return status;
 }

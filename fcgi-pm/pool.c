@@ -201,8 +201,11 @@ exit_reason(int code)
 	}
 }
 
-/* Worker W of pool P exited with wait status ST: log it, free its slot, back off. */
-static void
+/*
+ * Worker W of pool P exited with wait status ST: log it, free its slot,
+ * back off.  Returns true if it crashed (SIGSEGV or SIGBUS).
+ */
+static bool
 worker_reaped(struct pool *p, struct worker *w, int st, uint64_t now)
 {
 	const char *name = p->conf->name;
@@ -244,18 +247,20 @@ worker_reaped(struct pool *p, struct worker *w, int st, uint64_t now)
 	w->ending = w->killed = false;
 	if (failed && p->state == POOL_RUNNING)
 		note_failure(p, now, w->started_ms);
+	return WIFSIGNALED(st) && (WTERMSIG(st) == SIGSEGV || WTERMSIG(st) == SIGBUS);
 }
 
 /*
  * Reap every exited worker (on SIGCHLD), log why each exited, and replace
- * it when its pool is running.
+ * it when its pool is running.  Returns how many of them crashed (SIGSEGV
+ * or SIGBUS), for emergency_restart_threshold.
  */
-void
+int
 pools_reap(struct pool *pools, size_t n)
 {
 	uint64_t now = loop_now_ms();
+	int st, crashed = 0;
 	pid_t pid;
-	int st;
 
 	while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
 		struct worker *w = NULL;
@@ -272,12 +277,13 @@ pools_reap(struct pool *pools, size_t n)
 		}
 		if (w == NULL)
 			continue;
-		worker_reaped(p, w, st, now);
+		crashed += worker_reaped(p, w, st, now);
 	}
 	for (size_t i = 0; i < n; i++) {
 		if (pools[i].state == POOL_RUNNING)
 			pool_maintain(&pools[i], now);
 	}
+	return crashed;
 }
 
 /*
@@ -360,11 +366,12 @@ pools_stop(struct pool *pools, size_t n, bool graceful)
 /*
  * Restart every running pool's workers gracefully: each gets SIGQUIT and
  * finishes its in-flight requests while a replacement starts in a spare
- * slot, so the pool keeps serving.  The backoff is reset: a restart is
- * how an operator says "the code is fixed".
+ * slot, so the pool keeps serving.  RESET_BACKOFF when an operator asks
+ * (USR2: "the code is fixed"), not for an automatic restart, which must not
+ * turn a crash loop into a spawn loop.
  */
 void
-pools_restart(struct pool *pools, size_t n)
+pools_restart(struct pool *pools, size_t n, bool reset_backoff)
 {
 	uint64_t now = loop_now_ms();
 
@@ -376,8 +383,10 @@ pools_restart(struct pool *pools, size_t n)
 			continue;
 		for (int j = 0; j < p->nslots; j++)
 			count += p->workers[j].pid != 0 && !p->workers[j].ending;
-		log_notice(p->conf->name, 0, "restarting %d workers gracefully", count);
-		memset(&p->backoff, 0, sizeof(p->backoff));
+		if (count > 0)
+			log_notice(p->conf->name, 0, "restarting %d workers gracefully", count);
+		if (reset_backoff)
+			memset(&p->backoff, 0, sizeof(p->backoff));
 		pool_signal_all(p, SIGQUIT, p->control_timeout_ms, now);
 		pool_maintain(p, now);
 	}

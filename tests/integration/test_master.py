@@ -128,6 +128,22 @@ class Master(harness.TestCase):
         self.assertFalse(os.path.exists(pm.socket("stuck")))
         self.assertFalse(os.path.exists(pm.pid_file))
 
+    def test_crashes_past_emergency_restart_threshold_restart_every_pool(self):
+        pm = self.start([fake_pool("crashy", "segv:0.3", max_children=3),
+                         fake_pool("calm", max_children=1)],
+                        emergency_restart_threshold=3,
+                        emergency_restart_interval=harness.Raw("10s"))
+        calm = self.wait_workers(pm, "calm", 1)
+        pm.wait_log(r"3 workers crashed within \d+\.\ds: restarting every pool "
+                    r"gracefully \(emergency_restart_threshold 3", 10)
+        wait_until(lambda: (lambda w: w if w and w != calm else None)(
+            self.workers(pm, "calm")), 10, what="the calm pool restarted")
+        time.sleep(2)
+        log = pm.log()
+        self.assertRegex(log, r"exited on signal 11 \(SIGSEGV\)")
+        # the crash loop stays in backoff: no spawn storm after the restart
+        self.assertLess(log.count("(SIGSEGV)"), 12, log[-3000:])
+
     def test_second_instance_is_refused_and_leaves_the_first_alone(self):
         pm = self.start([fake_pool("p", max_children=1)])
         self.wait_workers(pm, "p", 1)
