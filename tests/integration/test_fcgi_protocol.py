@@ -353,6 +353,27 @@ class Protocol(harness.TestCase):
         s.close()
         self.assertEqual(out.split(b"\r\n\r\n", 1)[1], body)
 
+    def test_200mb_upload_is_streamed_not_held(self):
+        size = 200 * 1024 * 1024
+        chunk = b"\x01" * 65528
+        s = fc.connect(self.w.addr, timeout=60)
+        s.sendall(begin(1) + fc.params_records(1, {"CONTENT_LENGTH": str(size),
+                                                   "QUERY_STRING": ""}))
+        hdr = struct.pack("!BBHHBx", 1, fc.STDIN, 1, len(chunk), 0)
+        sent = 0
+        while sent < size:
+            n = min(len(chunk), size - sent)
+            s.sendall(struct.pack("!BBHHBx", 1, fc.STDIN, 1, n, 0) + chunk[:n] if n < len(chunk)
+                      else hdr + chunk)
+            sent += n
+        s.sendall(fc.rec(fc.STDIN, 1))
+        out, _, proto = read_response(s)
+        s.close()
+        self.assertEqual(report(out)["body"], str(size))
+        with open("/proc/%d/status" % self.w.pid) as f:
+            hwm = [int(l.split()[1]) for l in f if l.startswith("VmHWM:")][0]
+        self.assertLess(hwm, 64 * 1024, "peak RSS %d KB" % hwm)
+
     def test_small_flushed_chunks(self):
         out, _, _ = self.do("size=5000&chunk=7&flush=1")
         self.assertEqual(out.split(b"\r\n\r\n", 1)[1], pattern(5000))
