@@ -792,6 +792,19 @@ def loadavg():
         return " ".join(f.read().split()[:3])
 
 
+def cpu_rate(server, x):
+    """Requests per CPU-second of server + nginx: throughput that does not
+    depend on how much of a busy machine the cell got."""
+    cpu = x.get("cpu_us")
+    if cpu is None:
+        return "-"
+    if server.key != CEILING:
+        if x.get("nginx_us") is None:
+            return "-"
+        cpu += x["nginx_us"]
+    return "%.0f" % (1e6 / cpu) if cpu > 0 else "-"
+
+
 def fmt_ms(us):
     return "%.2f" % (us / 1000.0)
 
@@ -863,7 +876,9 @@ def write_report(ctx, summ, started, finished):
              "summed over rounds; PSS is summed over the server's processes (main pid and "
              "all descendants, `/proc/PID/smaps_rollup`) right after each cell, median; "
              "CPU µs/req is the user+system CPU of those processes per request (not nginx, "
-             "not wrk), nginx µs/req the same for nginx's processes; idle % is the whole "
+             "not wrk), nginx µs/req the same for nginx's processes; req/CPU-s is requests per CPU-second of "
+             "the server and nginx together (1e6 / the sum; steadier than req/s on a busy "
+             "machine); idle % is the whole "
              "machine's idle time during the cell (from /proc/stat: idle CPU while the "
              "benchmark is saturating means something is waiting), other % the machine's CPU "
              "used by processes outside the benchmark (noise); ratios are of median req/s.")
@@ -887,8 +902,8 @@ def write_report(ctx, summ, started, finished):
                      "%.1f µs CPU per request; *server µs/req* below is each Python "
                      "server's CPU per request minus that.\n" % app_us)
         L.append("| server | req/s (min–max) | p50 ms | p99 ms | errors | PSS MiB | CPU µs/req "
-                 "| server µs/req | nginx µs/req | idle / other % | × uWSGI-FastCGI | × nginx |")
-        L.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+                 "| server µs/req | nginx µs/req | req/CPU-s | idle / other % | × uWSGI-FastCGI | × nginx |")
+        L.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         base = summ.get((BASELINE, app), {}).get("rps")
         ceil = summ.get((CEILING, app), {}).get("rps")
         for s in ctx.servers:
@@ -898,15 +913,16 @@ def write_report(ctx, summ, started, finished):
             if x is None:
                 continue
             if "failed" in x:
-                L.append("| %s | failed: %s | | | | | | | | | | |" % (s.label, x["failed"][:80].replace("|", "/")))
+                L.append("| %s | failed: %s | | | | | | | | | | | |" % (s.label, x["failed"][:80].replace("|", "/")))
                 continue
-            L.append("| %s | **%.0f** (%.0f–%.0f) | %s | %s | %d | %.1f | %s | %s | %s | %s | %s | %s |" % (
+            L.append("| %s | **%.0f** (%.0f–%.0f) | %s | %s | %d | %.1f | %s | %s | %s | %s | %s | %s | %s |" % (
                 s.label, x["rps"], x["min"], x["max"], fmt_ms(x["p50_us"]), fmt_ms(x["p99_us"]),
                 x["errors"], x["pss_kb"] / 1024.0,
                 "%.0f" % x["cpu_us"] if x["cpu_us"] is not None else "-",
                 "%.0f" % (x["cpu_us"] - app_us) if x["cpu_us"] is not None and app_us is not None
                 and s.python else "-",
                 "%.0f" % x["nginx_us"] if x["nginx_us"] is not None and s.key != CEILING else "-",
+                cpu_rate(s, x),
                 "%.0f / %.0f" % (x["idle_pct"], x["other_pct"]) if x["idle_pct"] is not None
                 and x["other_pct"] is not None else "-",
                 "%.2f" % (x["rps"] / base) if base else "-",
