@@ -12,7 +12,7 @@ from wscommon import ETC, STATIC_DIR
 SNIPPET = os.path.join(ETC, "apache", "django-site.conf")
 
 
-def start(cls, mount):
+def start(cls, mount, reuse=True):
     cls.tmp = harness.make_tmpdir("apache")
     opts = {}
     if mount:
@@ -27,8 +27,9 @@ def start(cls, mount):
         return wscommon.render(SNIPPET, [
             ("<VirtualHost *:80>", "<VirtualHost 127.0.0.1:%d>" % port),
             ("/srv/mysite/static/", STATIC_DIR + "/", 2),
-            ('ProxyPass / "unix:/run/fcgi-pm/mysite.sock|fcgi://localhost/"',
-             'ProxyPass %s/ "unix:%s|fcgi://localhost/"' % (mount, sock))])
+            ('ProxyPass / "unix:/run/fcgi-pm/mysite.sock|fcgi://localhost/" enablereuse=on',
+             'ProxyPass %s/ "unix:%s|fcgi://localhost/"%s'
+             % (mount, sock, " enablereuse=on" if reuse else ""))])
     cls.ws = wscommon.Apache(cls.tmp, snippet).start()
     cls.port = cls.ws.port
     cls.prefix = mount
@@ -45,6 +46,34 @@ class UnderApp(wscommon.SiteChecks, wscommon.ClassCase):
     @classmethod
     def setUpClass(cls):
         start(cls, "/app")
+
+
+class WithoutEnablereuse(wscommon.ClassCase):
+    """The snippet without enablereuse=on: Apache opens a connection per
+    request and does not set FCGI_KEEP_CONN.  It streams the body and sends
+    the closing empty STDIN record last; the worker must not close the
+    connection before it arrived (Apache then answers 503 "Error dispatching
+    request ... (sending empty stdin)" although the app answered)."""
+
+    @classmethod
+    def setUpClass(cls):
+        start(cls, "", reuse=False)
+
+    def test_uploads_answered(self):
+        statuses = []
+        for i in range(20):
+            body = os.urandom(wscommon.MB10 if i % 2 else 1024 * 1024)
+            r = harness.post(self.port, "/upload/", body, timeout=60)
+            statuses.append(r.status)
+            if r.status == 200:
+                self.assertEqual(r.json()["size"], len(body))
+        self.assertEqual(statuses, [200] * 20)
+
+    def test_get_and_post_form(self):
+        for i in range(20):
+            r = harness.post_form(self.port, "/echo/f%d" % i, {"a": str(i)})
+            self.assertEqual(r.status, 200, r)
+            self.assertEqual(r.json()["post"], {"a": [str(i)]})
 
 
 if __name__ == "__main__":

@@ -42,5 +42,24 @@ class UnderApp(wscommon.SiteChecks, wscommon.ClassCase):
         start(cls, "/app")
 
 
+class RepeatedUploads(wscommon.ClassCase):
+    """Caddy's fastcgi transport opens a connection per request (no
+    FCGI_KEEP_CONN) and writes the closing empty STDIN record after the
+    body; the worker must not close the connection before it arrived
+    (Caddy then answers 502 "write unix ...: broken pipe")."""
+
+    @classmethod
+    def setUpClass(cls):
+        start(cls, "")
+
+    def test_uploads_answered(self):
+        statuses = []
+        for i in range(40):
+            body = os.urandom(1024 * 1024 if i % 4 else wscommon.MB10)
+            r = harness.post(self.port, "/upload/", body, timeout=60)
+            statuses.append(r.status)
+        self.assertEqual(statuses, [200] * 40)
+
+
 if __name__ == "__main__":
     harness.main()
