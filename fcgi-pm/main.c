@@ -38,6 +38,31 @@ static int pidfile_fd = -1;
 static uint64_t *crash_times;		/* emergency_restart_threshold ring */
 static size_t crash_next;
 
+/*
+ * Commands for a running master, `fcgi-pm [-c file] COMMAND [args]`: each
+ * gets the loaded configuration (to find status_socket) and its own argv,
+ * and returns the exit status.  status, reload, stop and reopen-logs come
+ * with the status socket.
+ */
+struct command {
+	const char *name;
+	int (*run)(const struct conf *c, int argc, char **argv);
+};
+
+static const struct command commands[] = {
+	{ NULL, NULL },
+};
+
+static const struct command *
+find_command(const char *name)
+{
+	for (const struct command *c = commands; c->name != NULL; c++) {
+		if (strcmp(c->name, name) == 0)
+			return c;
+	}
+	return NULL;
+}
+
 static void __attribute__((noreturn))
 usage(int status)
 {
@@ -243,7 +268,7 @@ main(int argc, char *argv[])
 	enum log_level level = LOG_LVL_NOTICE;
 	int ch, status = 0;
 
-	while ((ch = getopt_long(argc, argv, "c:DFt", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "+c:DFt", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'c':
 			conffile = optarg;
@@ -266,8 +291,8 @@ main(int argc, char *argv[])
 			usage(EX_USAGE_STATUS);
 		}
 	}
-	/* commands for a running master (status, reload, stop) will be dispatched here */
-	if (optind < argc) {
+	/* "+" above: options after a command word are the command's own */
+	if (optind < argc && find_command(argv[optind]) == NULL) {
 		fprintf(stderr, "fcgi-pm: unknown command '%s'\n", argv[optind]);
 		usage(EX_USAGE_STATUS);
 	}
@@ -292,6 +317,13 @@ main(int argc, char *argv[])
 	if (test_conf(conf) == -1) {
 		conf_free(conf);
 		return EX_CONFIG_STATUS;
+	}
+	if (optind < argc) {
+		const struct command *cmd = find_command(argv[optind]);
+
+		status = cmd->run(conf, argc - optind, argv + optind);
+		conf_free(conf);
+		return status;
 	}
 	if (test) {
 		printf("fcgi-pm: the configuration file %s syntax is ok, %zu pools\n",
