@@ -6,9 +6,10 @@
 FCGI_PM_BUILD_PKGS="meson ninja-build pkg-config gcc libc6-dev libfcgi-dev libconfuse-dev check libpython3-dev python3"
 # To run the demo and the integration tests: nginx, Django 3.2, lxml, Flask, curl.
 FCGI_PM_RUN_PKGS="nginx-light python3-django python3-lxml python3-flask curl"
-# The other web servers the integration tests drive (each test skips if its
-# server is missing; ./demo.sh does not need them).
-FCGI_PM_WEB_PKGS="lighttpd apache2 caddy"
+# The other web servers the integration tests drive, and iproute2 (ip netns)
+# for the scale-out test (each test skips if what it needs is missing;
+# ./demo.sh does not need them).
+FCGI_PM_WEB_PKGS="lighttpd apache2 caddy iproute2"
 
 # pkg_missing PKG...: print the packages that are not installed.
 pkg_missing() {
