@@ -67,6 +67,9 @@ IS_ROOT = os.geteuid() == 0
 EX_CONFIG = 78
 
 VERBOSE = os.environ.get("FCGI_PM_TEST_VERBOSE") == "1"
+# -Dsanitize=true build: every log is also checked for sanitizer reports
+SANITIZE = os.environ.get("FCGI_PM_SANITIZE") == "1"
+SANITIZER_RX = re.compile(r"ERROR: (AddressSanitizer|LeakSanitizer)|: runtime error: ")
 KEEP_TMP = os.environ.get("FCGI_PM_KEEP_TMP") == "1"
 
 
@@ -316,6 +319,13 @@ class Pool:
                  max_children=2, threads=1, listen=None, **options):
         self.name = name
         self.listen = listen
+        env = dict(env or {})
+        if SANITIZE:
+            # workers start from a clean environment (clear_env): hand them
+            # the sanitizer settings (LSan suppressions for CPython)
+            for k in ("ASAN_OPTIONS", "LSAN_OPTIONS", "UBSAN_OPTIONS"):
+                if k in os.environ:
+                    env.setdefault(k, os.environ[k])
         self.opts = {
             "module": module,
             "python_path": list(python_path),
@@ -778,13 +788,38 @@ def _dump_logs(entries):
         _diag(tail(path))
 
 
+_scanned = {}      # log path -> bytes already checked for sanitizer reports
+
+
+def _sanitizer_reports(entries):
+    """New sanitizer reports in the logs ENTRIES, as diagnostic text."""
+    out = []
+    for name, path in entries:
+        try:
+            with open(path, "rb") as f:
+                f.seek(_scanned.get(path, 0))
+                data = f.read()
+        except OSError:
+            continue
+        _scanned[path] = _scanned.get(path, 0) + len(data)
+        text = data.decode("utf-8", "replace")
+        m = SANITIZER_RX.search(text)
+        if m:
+            start = text.rfind("\n", 0, m.start()) + 1
+            out.append("sanitizer report in %s (%s):\n%s" % (name, path, text[start:start + 3000]))
+    return out
+
+
 def main(module=None):
     """Run every TestCase in MODULE (default __main__) and print TAP.
     A class whose setUpClass fails reports each of its tests as not ok."""
     global _failed
     module = module or sys.modules["__main__"]
     tests = list(_flatten(unittest.defaultTestLoader.loadTestsFromModule(module)))
-    print("1..%d" % len(tests))
+    nclasses = len({type(t) for t in tests}) if SANITIZE else 0
+    # sanitizer builds: one more line per class, for reports that appear
+    # only when its processes exit (leaks)
+    print("1..%d" % (len(tests) + nclasses))
     sys.stdout.flush()
     n = 0
     i = 0
@@ -803,6 +838,9 @@ def main(module=None):
             for t in group:
                 n += 1
                 print("ok %d - %s # SKIP %s" % (n, t.id(), e))
+            if SANITIZE:
+                n += 1
+                print("ok %d - %s.no_sanitizer_reports_at_exit # SKIP %s" % (n, cls.__name__, e))
             sys.stdout.flush()
             continue
         except Exception:
@@ -825,6 +863,9 @@ def main(module=None):
             t(r)
             dt = time.monotonic() - t0
             problems = r.errors + r.failures
+            if SANITIZE:
+                problems += [(t, rep) for rep in
+                             _sanitizer_reports(class_logs + _all_logs[test_mark:])]
             if problems or r.unexpectedSuccesses:
                 _failed = True
                 print("not ok %d - %s (%.1fs)" % (n, name, dt))
@@ -850,6 +891,17 @@ def main(module=None):
         except Exception:
             _diag("tearDownClass failed:\n" + traceback.format_exc())
         cleanup_all()
+        if SANITIZE:
+            n += 1
+            reports = _sanitizer_reports(_all_logs[class_mark:])
+            if reports:
+                _failed = True
+                print("not ok %d - %s.no_sanitizer_reports_at_exit" % (n, cls.__name__))
+                for rep in reports:
+                    _diag(rep)
+            else:
+                print("ok %d - %s.no_sanitizer_reports_at_exit" % (n, cls.__name__))
+            sys.stdout.flush()
     sys.stdout.flush()
     cleanup_all()
     sys.exit(1 if _failed else 0)
