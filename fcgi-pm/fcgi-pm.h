@@ -258,7 +258,6 @@ struct pool {
 	struct backoff backoff;
 	long control_timeout_ms;	/* QUIT -> KILL bound */
 	const char *binary;		/* fcgi-pm-worker */
-	bool mode_noticed;
 };
 
 /* What the policy sees of a pool: a snapshot with no pointers into live state. */
@@ -278,7 +277,7 @@ struct pool_actions {
 	int spawn;			/* start this many workers */
 };
 
-#define POOL_HEALTHY_MS		10000	/* a worker this old resets the backoff */
+#define POOL_HEALTHY_MS		10000	/* dying younger is a failure; this old resets the backoff */
 #define POOL_BACKOFF_MIN_MS	100
 #define POOL_BACKOFF_MAX_MS	30000
 #define POOL_TERM_KILL_MS	3000	/* TERM -> KILL bound for a fast stop */
