@@ -77,6 +77,20 @@ usage(int status)
 	exit(status);
 }
 
+/* (Re)write our pid into the locked pid file PATH.  0, or -1 after logging why. */
+static int
+pidfile_write(const char *path)
+{
+	char buf[32];
+	int n = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
+
+	if (ftruncate(pidfile_fd, 0) == -1 || pwrite(pidfile_fd, buf, (size_t)n, 0) != n) {
+		log_error(NULL, 0, "pid_file %s: cannot write it: %s", path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
 /*
  * Lock and write the pid file PATH.  Returns 0, or -1 after logging why
  * (another live instance holds the lock, or the file cannot be written).
@@ -107,9 +121,7 @@ pidfile_open(const char *path)
 		pidfile_fd = -1;
 		return -1;
 	}
-	n = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
-	if (ftruncate(pidfile_fd, 0) == -1 || pwrite(pidfile_fd, buf, (size_t)n, 0) != n) {
-		log_error(NULL, 0, "pid_file %s: cannot write it: %s", path, strerror(errno));
+	if (pidfile_write(path) == -1) {
 		unlink(path);
 		close(pidfile_fd);
 		pidfile_fd = -1;
@@ -359,14 +371,19 @@ main(int argc, char *argv[])
 		conf_free(conf);
 		return 1;
 	}
-	if (daemonize && daemon(0, 0) == -1)
-		fatal("cannot run in the background: %s", strerror(errno));
 
 	/* 4. the pid file */
 	if (conf->pid_file != NULL && pidfile_open(conf->pid_file) == -1) {
 		pools_close(pools, npools);
 		conf_free(conf);
 		return 1;
+	}
+	/* detach only now, so a refused start still fails the command; the lock moves along */
+	if (daemonize) {
+		if (daemon(0, 0) == -1)
+			fatal("cannot run in the background: %s", strerror(errno));
+		if (conf->pid_file != NULL && pidfile_write(conf->pid_file) == -1)
+			fatal("cannot record the daemon's pid");
 	}
 
 	if (conf->emergency_restart_threshold > 0 && conf->emergency_restart_interval_ms > 0 &&
