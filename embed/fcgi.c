@@ -33,6 +33,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -266,6 +267,15 @@ static struct {
 } srv = { .ep = -1, .listen_fd = -1, .stop_fd = -1,
 	  .lock = PTHREAD_MUTEX_INITIALIZER };
 
+/* One address of FCGI_WEB_SERVER_ADDRS; IPv4 kept as ::ffff:a.b.c.d. */
+struct client_addr {
+	uint8_t a[16];
+};
+
+static struct client_addr *allowed;	/* NULL: any peer */
+static size_t nallowed;
+
+static struct wlog_ratelimit rl_refused = { .interval = 10, .burst = 5 };
 static struct wlog_ratelimit rl_proto = { .interval = 10, .burst = 5 };
 static struct wlog_ratelimit rl_timeout = { .interval = 10, .burst = 5 };
 static struct wlog_ratelimit rl_accept = { .interval = 10, .burst = 3 };
@@ -277,6 +287,91 @@ now_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* An IPv4 or IPv6 address as 16 bytes (IPv4 mapped).  0 or -1. */
+static int
+client_addr_parse(const char *s, struct client_addr *ca)
+{
+	struct in_addr a4;
+
+	if (inet_pton(AF_INET, s, &a4) == 1) {
+		memset(ca->a, 0, 10);
+		ca->a[10] = ca->a[11] = 0xff;
+		memcpy(ca->a + 12, &a4, 4);
+		return 0;
+	}
+	return inet_pton(AF_INET6, s, ca->a) == 1 ? 0 : -1;
+}
+
+/*
+ * Parse the comma- (or space-) separated LIST of allowed peer addresses.
+ * The FastCGI convention (FCGI_WEB_SERVER_ADDRS); unlike libfcgi's, IPv6
+ * and spaces after the commas work.  Returns 0, or -1 (logged).
+ */
+static int
+allowed_parse(const char *list)
+{
+	char *copy, *tok, *save = NULL;
+	size_t max;
+
+	if (list == NULL || *list == '\0')
+		return 0;
+	max = strlen(list) / 2 + 2;
+	if ((copy = strdup(list)) == NULL ||
+	    (allowed = calloc(max, sizeof(*allowed))) == NULL) {
+		free(copy);
+		wlog(WLOG_ERROR, "fcgi: FCGI_WEB_SERVER_ADDRS: %s", strerror(errno));
+		return -1;
+	}
+	for (tok = strtok_r(copy, ", \t", &save); tok != NULL;
+	    tok = strtok_r(NULL, ", \t", &save)) {
+		if (client_addr_parse(tok, &allowed[nallowed]) == -1) {
+			wlog(WLOG_ERROR, "fcgi: FCGI_WEB_SERVER_ADDRS: '%s' is not an "
+			    "IPv4 or IPv6 address", tok);
+			free(copy);
+			errno = EINVAL;
+			return -1;
+		}
+		nallowed++;
+	}
+	free(copy);
+	return 0;
+}
+
+/* May the TCP peer SS talk to us?  Unix-socket peers always may. */
+static bool
+peer_allowed(const struct sockaddr_storage *ss)
+{
+	struct client_addr ca;
+	size_t i;
+
+	if (allowed == NULL)
+		return true;
+	if (ss->ss_family == AF_INET) {
+		memset(ca.a, 0, 10);
+		ca.a[10] = ca.a[11] = 0xff;
+		memcpy(ca.a + 12, &((const struct sockaddr_in *)ss)->sin_addr, 4);
+	} else if (ss->ss_family == AF_INET6)
+		memcpy(ca.a, &((const struct sockaddr_in6 *)ss)->sin6_addr, 16);
+	else
+		return true;
+	for (i = 0; i < nallowed; i++)
+		if (memcmp(ca.a, allowed[i].a, 16) == 0)
+			return true;
+	return false;
+}
+
+static const char *
+peer_name(const struct sockaddr_storage *ss, char *buf, size_t size)
+{
+	const void *a = ss->ss_family == AF_INET ?
+	    (const void *)&((const struct sockaddr_in *)ss)->sin_addr :
+	    (const void *)&((const struct sockaddr_in6 *)ss)->sin6_addr;
+
+	if (inet_ntop(ss->ss_family, a, buf, (socklen_t)size) == NULL)
+		snprintf(buf, size, "?");
+	return buf;
 }
 
 /* Set up epoll, the connection table and the stop eventfd; see fcgi.h. */
@@ -294,6 +389,8 @@ fcgi_server_init(const struct fcgi_server_conf *conf)
 	srv.keepalive_ms = conf->keepalive_timeout_ms > 0 ? conf->keepalive_timeout_ms : 75000;
 	if (getsockname(srv.listen_fd, (struct sockaddr *)&ss, &sl) == 0)
 		srv.tcp = ss.ss_family == AF_INET || ss.ss_family == AF_INET6;
+	if (srv.tcp && allowed_parse(conf->allowed_clients) == -1)
+		return -1;
 
 	/* Every fd number can be a connection: size the table to the fd limit. */
 	srv.nslots = 1024;
@@ -446,10 +543,13 @@ conn_take(uint64_t key)
 static int
 conn_accept(void)
 {
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
 	struct timeval tv;
+	char name[INET6_ADDRSTRLEN];
 	int fd, one = 1;
 
-	if ((fd = accept4(srv.listen_fd, NULL, NULL, SOCK_CLOEXEC)) == -1) {
+	if ((fd = accept4(srv.listen_fd, (struct sockaddr *)&ss, &sl, SOCK_CLOEXEC)) == -1) {
 		switch (errno) {
 		case EAGAIN:
 		case EINTR:
@@ -472,6 +572,13 @@ conn_accept(void)
 			wlog_limited(&rl_accept, WLOG_ERROR, "fcgi: accept: %s",
 			    strerror(errno));
 		}
+		return -1;
+	}
+	if (srv.tcp && !peer_allowed(&ss)) {
+		wlog_limited(&rl_refused, WLOG_WARNING, "fcgi: connection from %s refused: "
+		    "not in listen_allowed_clients (FCGI_WEB_SERVER_ADDRS)",
+		    peer_name(&ss, name, sizeof(name)));
+		close(fd);
 		return -1;
 	}
 	if ((unsigned)fd >= srv.nslots) {
@@ -1149,8 +1256,15 @@ fcgi_end(struct request *r, int rc)
 		conn_close(c);
 		return;
 	}
-	if (!r->keep_conn || atomic_load(&srv.stopping) ||
-	    (!r->aborted && drain_stdin(r) == -1)) {
+	/*
+	 * Read the request's stream to its end even when the connection is
+	 * to close: a peer still sending its empty STDIN record (Apache's
+	 * mod_proxy_fcgi) would get EPIPE and fail a request we answered, and
+	 * a TCP close with unread bytes sends a reset.  Not a lingering close:
+	 * we wait for bytes the peer owes us, never for its close.
+	 */
+	if ((!r->aborted && drain_stdin(r) == -1) || !r->keep_conn ||
+	    atomic_load(&srv.stopping)) {
 		conn_close(c);
 		return;
 	}

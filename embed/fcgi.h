@@ -107,12 +107,13 @@ struct fcgi_server_conf {
 	int threads;			/* request threads (FCGI_MAX_REQS) */
 	long read_timeout_ms;		/* a stalled peer is dropped after this */
 	long keepalive_timeout_ms;	/* an idle kept connection is closed after this */
+	const char *allowed_clients;	/* TCP peers allowed, "addr,addr" (FCGI_WEB_SERVER_ADDRS); NULL = any */
 };
 
 /*
  * Set up the process-wide epoll, the connection table and the stop
  * eventfd.  Call once, before any request thread.  Returns 0, or -1
- * after logging why.
+ * after logging why (errno EINVAL: a bad address in allowed_clients).
  */
 int fcgi_server_init(const struct fcgi_server_conf *conf);
 

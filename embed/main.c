@@ -579,8 +579,10 @@ main(int argc, char **argv)
 	sc.threads = opts.threads;
 	sc.read_timeout_ms = opts.read_timeout_ms;
 	sc.keepalive_timeout_ms = opts.keepalive_timeout_ms;
+	/* listen_allowed_clients, passed the FastCGI way (as libfcgi reads it) */
+	sc.allowed_clients = getenv("FCGI_WEB_SERVER_ADDRS");
 	if (fcgi_server_init(&sc) == -1)
-		exit(EXIT_OSERR);
+		exit(errno == EINVAL ? EXIT_CONFIG : EXIT_OSERR);
 	if ((threads = calloc((size_t)opts.threads, sizeof(*threads))) == NULL)
 		exit(EXIT_OSERR);
 	atomic_store(&nrunning, opts.threads);

@@ -478,6 +478,38 @@ class Lifecycle(harness.TestCase):
         out, _, _, proto = fc.do(w.addr, body=b"tcp")
         self.assertEqual(report(out)["body"], "3")
 
+    def test_allowed_clients_refuses_other_tcp_peers(self):
+        env = dict(os.environ, FCGI_WEB_SERVER_ADDRS="127.0.0.2, ::1")
+        w = self._own(Worker(self.tmp, tcp=True, env=env))
+        s = socket.create_connection(w.addr, timeout=5, source_address=("127.0.0.1", 0))
+        self.assertTrue(closed_by_peer(s, 3))
+        s.close()
+        harness.wait_until(lambda: "connection from 127.0.0.1 refused" in w.log(), 5,
+                           what="the refusal in the log")
+        s = socket.create_connection(w.addr, timeout=5, source_address=("127.0.0.2", 0))
+        fc.request(s, params={"QUERY_STRING": ""}, body=b"ok")
+        out, _, proto = read_response(s)
+        self.assertEqual(report(out)["body"], "2")
+
+    def test_bad_allowed_clients_exits_78(self):
+        env = dict(os.environ, FCGI_WEB_SERVER_ADDRS="127.0.0.1,not-an-address")
+        w = self._own(Worker(self.tmp, tcp=True, env=env))
+        self.assertEqual(w.wait(5), 78)
+        self.assertIn("not-an-address", w.log())
+
+    def test_end_of_stdin_sent_late_is_awaited_before_close(self):
+        # Apache sends the empty STDIN record after the body, maybe after the
+        # app answered: closing before it arrives made Apache fail with EPIPE.
+        w = self._own(Worker(self.tmp))
+        s = fc.connect(w.addr)
+        s.sendall(begin(1) + fc.params_records(1, {"QUERY_STRING": "noread=1",
+                                                   "CONTENT_LENGTH": "5"})
+                  + fc.rec(fc.STDIN, 1, b"hello"))
+        out, _, proto = read_response(s)
+        time.sleep(0.2)
+        s.sendall(fc.rec(fc.STDIN, 1))      # no EPIPE: the worker waited for it
+        self.assertTrue(closed_by_peer(s, 2))
+
     def test_usage_errors_exit_64(self):
         for args in ([], ["--module", "x", "--threads", "zero"], ["--bogus"],
                      ["--module", "x", "--scoreboard", "3"], ["--module", "x", "extra"]):
