@@ -134,6 +134,46 @@ class Supervision(harness.TestCase):
         except Exception:
             pass
 
+    def test_sigusr2_replaces_every_worker_without_dropping_requests(self):
+        before = set(self.start(workers=2))
+        statuses = []
+        stop = threading.Event()
+
+        def hammer():
+            while not stop.is_set() and len(statuses) < 5000:
+                try:
+                    statuses.append(get(self.site.port, "/slow?s=0.05", timeout=10).status)
+                except OSError as e:
+                    statuses.append(repr(e))
+        threads = [threading.Thread(target=hammer) for _ in range(3)]
+        for t in threads:
+            t.start()
+        try:
+            time.sleep(0.5)
+            self.pm.signal(signal.SIGUSR2)
+            wait_until(lambda: (lambda w: len(w) == 2 and not (set(w) & before))(
+                self.pm.worker_pids("hello")), 15, what="two new workers after SIGUSR2")
+            time.sleep(0.5)
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(20)
+        failed = [s for s in statuses if s != 200]
+        self.assertEqual(failed, [], "requests failed during SIGUSR2")
+        self.assertGreater(len(statuses), 20)
+        self.assertTrue(self.pm.proc.running())
+
+    def test_max_requests_recycles_workers_without_failures(self):
+        self.start(workers=1, max_requests=5)
+        pids = []
+        for i in range(30):
+            r = get(self.site.port, "/n?i=%d" % i)
+            self.assertEqual(r.status, 200, "request %d: %r" % (i, r))
+            pids.append(r.json()["pid"])
+        self.assertGreaterEqual(len(set(pids)), 5, "pids: %r" % pids)
+        for pid in set(pids):
+            self.assertLessEqual(pids.count(pid), 5, "a worker served more than max_requests")
+
     def test_sigterm_stops_everything_and_cleans_up(self):
         workers = self.start(workers=2)
         t0 = time.monotonic()
