@@ -25,16 +25,20 @@ export LSAN_OPTIONS
 ensure_packages $FCGI_PM_BUILD_PKGS $FCGI_PM_RUN_PKGS $FCGI_PM_WEB_PKGS || {
 	echo "0 passed, 1 failed"; exit 1; }
 
-# a fresh build dir every time
-if [ -d "$BUILD_DIR/meson-private" ]; then
-	setup="meson setup --wipe"
-else
-	rm -rf "$BUILD_DIR"
-	setup="meson setup"
+# A fresh build dir every time.  Not `meson setup --wipe`: it would keep the
+# options of the previous run (a sanitizer build would stay one).
+if [ -d "$BUILD_DIR" ]; then
+	if [ -d "$BUILD_DIR/meson-private" ] || [ -z "$(ls -A "$BUILD_DIR")" ]; then
+		rm -rf "$BUILD_DIR"
+	else
+		echo "error: $BUILD_DIR exists and is not a meson build dir; not removing it" >&2
+		echo "0 passed, 1 failed"
+		exit 1
+	fi
 fi
-echo "==> $setup $BUILD_DIR $MESON_OPTIONS $*"
+echo "==> meson setup $BUILD_DIR $MESON_OPTIONS $*"
 # shellcheck disable=SC2086
-if ! $setup "$BUILD_DIR" $MESON_OPTIONS "$@"; then
+if ! meson setup "$BUILD_DIR" $MESON_OPTIONS "$@"; then
 	echo "meson setup failed"
 	echo "0 passed, 1 failed"
 	exit 1
