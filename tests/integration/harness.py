@@ -223,7 +223,9 @@ signal.signal(signal.SIGTERM, _on_sigterm)
 
 
 def _set_pdeathsig():
-    """preexec_fn: the child gets SIGKILL if the test process dies."""
+    """preexec_fn: the child gets SIGKILL if the test process dies.
+    (Linux sends it when the *thread* that started the child exits: start
+    processes from the main thread.)"""
     try:
         import ctypes
         libc = ctypes.CDLL(None, use_errno=True)
