@@ -57,7 +57,8 @@
 #define OUT_MAX		65528		/* STDOUT content per record (8-aligned, <= 65535) */
 #define OUT_SIZE	(FCGI_HEADER_LEN + OUT_MAX + FCGI_HEADER_LEN + 16)
 #define DIRECT_READ_MIN	(16 * 1024)	/* body reads at least this large bypass the buffer */
-#define DRAIN_MAX	(1024 * 1024)	/* unread body we read away to keep a connection */
+#define DRAIN_MS	10000		/* time we spend reading away a body the app left */
+#define LINGER_MS	10000		/* most a closing connection lingers in epoll */
 #define CONN_TABLE_MAX	65536
 #define FRESH_WAIT_MS	2		/* wait for a new connection's first bytes */
 #define WRITEV_RECORDS	16		/* large writes: records per writev */
@@ -228,9 +229,9 @@ enum slot_state { SLOT_FREE = 0, SLOT_BUSY, SLOT_IDLE };
 struct slot {
 	uint8_t state;		/* enum slot_state */
 	bool registered;	/* the fd is in the epoll set (maybe disarmed) */
+	bool linger;		/* parked only to read away the rest, then close */
 	uint32_t gen;		/* bumped on every park and close */
-	uint64_t since_ms;	/* parked at (CLOCK_MONOTONIC) */
-	long timeout_ms;	/* closed when idle this long */
+	uint64_t deadline_ms;	/* closed by the sweeper then (CLOCK_MONOTONIC) */
 };
 
 struct conn {
@@ -241,6 +242,7 @@ struct conn {
 	size_t pad_left;	/* padding still to skip after it */
 	bool stdin_eof;		/* the empty STDIN record was seen */
 	bool broken;		/* protocol state unknown: close after this request */
+	bool nowait;		/* fill() takes only what is there (EAGAIN otherwise) */
 	bool in_params;		/* reading BEGIN_REQUEST and PARAMS */
 	uint64_t deadline_ms;	/* set at the first read that must wait for them */
 	uint8_t *out;		/* OUT_SIZE bytes: header, content, room for the trailer */
@@ -493,7 +495,7 @@ conn_close(struct conn *c)
  * thread or the sweeper may own (and close) the fd.
  */
 static void
-conn_park(struct conn *c, long timeout_ms)
+conn_park(struct conn *c, uint64_t deadline_ms, bool linger)
 {
 	struct epoll_event ev;
 	struct slot *s;
@@ -502,9 +504,9 @@ conn_park(struct conn *c, long timeout_ms)
 	pthread_mutex_lock(&srv.lock);
 	s = &srv.slots[fd];
 	s->state = SLOT_IDLE;
+	s->linger = linger;
 	s->gen++;
-	s->since_ms = now_ms();
-	s->timeout_ms = timeout_ms;
+	s->deadline_ms = deadline_ms;
 	op = s->registered ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
 	ev.events = EPOLLIN | EPOLLRDHUP | EPOLLONESHOT;
 	ev.data.u64 = (uint64_t)s->gen << 32 | (uint32_t)fd;
@@ -522,9 +524,12 @@ conn_park(struct conn *c, long timeout_ms)
 	c->in_pos = c->in_end = 0;
 }
 
-/* Take the parked connection KEY names, if nobody was faster.  Returns its fd or -1. */
+/*
+ * Take the parked connection KEY names, if nobody was faster.  Returns
+ * its fd (with *LINGER and *DEADLINE as it was parked) or -1.
+ */
 static int
-conn_take(uint64_t key)
+conn_take(uint64_t key, bool *linger, uint64_t *deadline)
 {
 	uint32_t fd = (uint32_t)key, gen = (uint32_t)(key >> 32);
 	int ret = -1;
@@ -533,11 +538,30 @@ conn_take(uint64_t key)
 	if (fd < srv.nslots && srv.slots[fd].state == SLOT_IDLE &&
 	    srv.slots[fd].gen == gen) {
 		srv.slots[fd].state = SLOT_BUSY;
+		*linger = srv.slots[fd].linger;
+		*deadline = srv.slots[fd].deadline_ms;
 		srv.nidle--;
 		ret = (int)fd;
 	}
 	pthread_mutex_unlock(&srv.lock);
 	return ret;
+}
+
+/*
+ * Read away whatever a lingering connection sent; close it at its end
+ * (the peer closed: it has our whole answer) or park it again.
+ */
+static void
+conn_linger_read(struct conn *c, uint64_t deadline)
+{
+	ssize_t n;
+
+	while ((n = recv(c->fd, c->in, IN_SIZE, MSG_DONTWAIT)) > 0)
+		;
+	if (n == -1 && errno == EAGAIN && !atomic_load(&srv.stopping))
+		conn_park(c, deadline, true);
+	else
+		conn_close(c);
 }
 
 static int
@@ -607,6 +631,8 @@ static int
 conn_wait(struct conn *c)
 {
 	struct epoll_event ev;
+	uint64_t deadline = 0;
+	bool linger = false;
 	ssize_t n;
 	int fd;
 
@@ -620,11 +646,15 @@ conn_wait(struct conn *c)
 		if (ev.data.u64 == KEY_LISTEN)
 			fd = conn_accept();
 		else
-			fd = conn_take(ev.data.u64);
+			fd = conn_take(ev.data.u64, &linger, &deadline);
 		if (fd == -1)
 			continue;
 		c->fd = fd;
 		c->in_pos = c->in_end = 0;
+		if (ev.data.u64 != KEY_LISTEN && linger) {
+			conn_linger_read(c, deadline);
+			continue;
+		}
 		n = recv(fd, c->in, IN_SIZE, MSG_DONTWAIT);
 		/*
 		 * A web server writes right after connect(), but we often accept
@@ -643,7 +673,8 @@ conn_wait(struct conn *c)
 		}
 		if (n == -1 && (errno == EAGAIN || errno == EINTR) &&
 		    !atomic_load(&srv.stopping))
-			conn_park(c, ev.data.u64 == KEY_LISTEN ? srv.read_timeout_ms : srv.keepalive_ms);
+			conn_park(c, now_ms() + (uint64_t)(ev.data.u64 == KEY_LISTEN ?
+			    srv.read_timeout_ms : srv.keepalive_ms), false);
 		else
 			conn_close(c);	/* the peer closed an idle connection: normal */
 	}
@@ -679,7 +710,8 @@ fill(struct conn *c, size_t need)
 				return -1;
 			}
 		}
-		n = read(c->fd, c->in + c->in_end, IN_SIZE - c->in_end);
+		n = recv(c->fd, c->in + c->in_end, IN_SIZE - c->in_end,
+		    c->nowait ? MSG_DONTWAIT : 0);
 		if (n > 0) {
 			c->in_end += (size_t)n;
 			continue;
@@ -688,7 +720,7 @@ fill(struct conn *c, size_t need)
 			errno = ECONNRESET;
 		else if (errno == EINTR)
 			continue;
-		else if (errno == EAGAIN)
+		else if (errno == EAGAIN && !c->nowait)
 			errno = ETIMEDOUT;
 		return -1;
 	}
@@ -1199,12 +1231,17 @@ fcgi_respond(struct request *r, const char *status, const char *body)
 	return 0;
 }
 
-/* Read away the body the application left, if it is small.  0 or -1. */
+/*
+ * Read away the body the application left, up to its end: closing a
+ * socket with unread bytes resets it, and the peer may lose our answer
+ * (nginx: "readv() failed (104: Connection reset by peer)", a 502).
+ * 0, or -1 when the stream broke or took longer than DRAIN_MS.
+ */
 static int
 drain_stdin(struct request *r)
 {
 	struct conn *c = r->conn;
-	size_t total = 0, n;
+	uint64_t deadline = 0;
 
 	for (;;) {
 		while (c->stdin_left == 0) {
@@ -1213,13 +1250,14 @@ drain_stdin(struct request *r)
 			if (next_stdin(r) == -1)
 				return -1;
 		}
-		n = c->stdin_left;
-		if (total + n > DRAIN_MAX)
+		/* Usually all here already; a big unread upload gets a time budget. */
+		if (deadline == 0)
+			deadline = now_ms() + DRAIN_MS;
+		else if (now_ms() > deadline)
 			return -1;
-		if (skip(c, n) == -1)
+		if (skip(c, c->stdin_left) == -1)
 			return io_fail(r, errno);
 		c->stdin_left = 0;
-		total += n;
 	}
 }
 
@@ -1256,22 +1294,40 @@ fcgi_end(struct request *r, int rc)
 		conn_close(c);
 		return;
 	}
-	/*
-	 * Read the request's stream to its end even when the connection is
-	 * to close: a peer still sending its empty STDIN record (Apache's
-	 * mod_proxy_fcgi) would get EPIPE and fail a request we answered, and
-	 * a TCP close with unread bytes sends a reset.  Not a lingering close:
-	 * we wait for bytes the peer owes us, never for its close.
-	 */
-	if ((!r->aborted && drain_stdin(r) == -1) || !r->keep_conn ||
-	    atomic_load(&srv.stopping)) {
+	if (r->keep_conn && !atomic_load(&srv.stopping)) {
+		/* The peer sends the whole body to keep the connection: read it. */
+		if (!r->aborted && drain_stdin(r) == -1) {
+			conn_close(c);
+			return;
+		}
+	} else if (!r->aborted && !c->stdin_eof) {
+		/*
+		 * Closing with unread bytes resets the socket, and the peer may
+		 * lose the answer (nginx: "readv() failed (104: Connection reset
+		 * by peer)", a 502); a peer still sending (Apache sends the empty
+		 * STDIN late) fails with EPIPE.  Read what is there.  If the body
+		 * is not all here (nginx stops sending it once it has the answer,
+		 * and waits for our close), send our end of stream and linger in
+		 * epoll until the peer closes: no thread waits for it.
+		 */
+		c->nowait = true;
+		if (drain_stdin(r) == -1 && r->io_error == EAGAIN) {
+			c->nowait = false;
+			shutdown(c->fd, SHUT_WR);
+			conn_park(c, now_ms() + (uint64_t)(srv.read_timeout_ms < LINGER_MS ?
+			    srv.read_timeout_ms : LINGER_MS), true);
+			return;
+		}
+		c->nowait = false;
+	}
+	if (!r->keep_conn || atomic_load(&srv.stopping)) {
 		conn_close(c);
 		return;
 	}
 	/* Bytes of the next request already here: serve them without epoll. */
 	if (c->in_pos < c->in_end)
 		return;
-	conn_park(c, srv.keepalive_ms);
+	conn_park(c, now_ms() + (uint64_t)srv.keepalive_ms, false);
 }
 
 /* Graceful stop; see fcgi.h. */
@@ -1299,8 +1355,7 @@ fcgi_sweep(bool all)
 	for (i = 0; i < srv.nslots && srv.nidle > 0; i++) {
 		struct slot *s = &srv.slots[i];
 
-		if (s->state != SLOT_IDLE ||
-		    (!all && now - s->since_ms < (uint64_t)s->timeout_ms))
+		if (s->state != SLOT_IDLE || (!all && now < s->deadline_ms))
 			continue;
 		epoll_ctl(srv.ep, EPOLL_CTL_DEL, (int)i, NULL);
 		close((int)i);

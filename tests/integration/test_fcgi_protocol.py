@@ -508,7 +508,23 @@ class Lifecycle(harness.TestCase):
         out, _, proto = read_response(s)
         time.sleep(0.2)
         s.sendall(fc.rec(fc.STDIN, 1))      # no EPIPE: the worker waited for it
-        self.assertTrue(closed_by_peer(s, 2))
+        time.sleep(0.1)
+        s.sendall(b"")
+        s.close()                           # then the worker closes too
+        self.assertTrue(w.running())
+
+    def test_lingering_connection_does_not_pin_a_thread(self):
+        # one thread; a closing connection whose body never comes is parked
+        w = self._own(Worker(self.tmp, threads=1))
+        s = fc.connect(w.addr)
+        s.sendall(begin(1) + fc.params_records(1, {"QUERY_STRING": "noread=1",
+                                                   "CONTENT_LENGTH": "100000"})
+                  + fc.rec(fc.STDIN, 1, b"x" * 1000))
+        out, _, proto = read_response(s)
+        t0 = time.monotonic()
+        out, _, _, proto = do(w.addr)
+        self.assertLess(time.monotonic() - t0, 0.5)
+        s.close()
 
     def test_usage_errors_exit_64(self):
         for args in ([], ["--module", "x", "--threads", "zero"], ["--bogus"],
@@ -678,6 +694,16 @@ http {
         r = harness.get(port, "/keep/after", timeout=5)
         self.assertEqual(r.status, 200)
 
+    def test_unread_30mb_upload_still_gets_its_answer(self):
+        # closing with the body unread reset the socket: nginx lost the answer (502)
+        w = self._own(Worker(self.tmp, threads=2))
+        port = self.start_nginx(w.addr)
+        body = b"\0" * (30 * 1000 * 1000)
+        for path in ("/plain/a?noread=1", "/keep/b?noread=1") * 3:
+            r = harness.post(port, path, body, timeout=30)
+            self.assertEqual(r.status, 200, path)
+            self.assertEqual(report(b"\r\n\r\n" + r.body)["body"], "0")
+
     def test_client_abort_mid_response(self):
         w = self._own(Worker(self.tmp, threads=1))
         port = self.start_nginx(w.addr)
@@ -744,6 +770,7 @@ class RealWorkerBehindNginx(BehindNginx):
 
     test_10mb_through_nginx = None
     test_client_abort_mid_response = None
+    test_unread_30mb_upload_still_gets_its_answer = None
 
 
 if __name__ == "__main__":
