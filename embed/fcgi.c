@@ -28,12 +28,19 @@
  *   - Reads block with SO_RCVTIMEO (read timeout), the params phase also
  *     has an overall deadline; writes block with SO_SNDTIMEO.  Output is
  *     gathered into STDOUT records of up to 64 KiB; the last record,
- *     the end of the stream and END_REQUEST leave in one write.  A closed
- *     connection is closed at once: no lingering.
+ *     the end of the stream and END_REQUEST leave in one write.
+ *   - A connection that is done is closed at once when its request was
+ *     read to the end (the usual case: no lingering close).  One closed
+ *     on an unread body would reset and lose the answer, so it is shut
+ *     down for writing and parked in epoll until the peer closes (it
+ *     "lingers" without a thread).  A new connection that has sent
+ *     nothing yet, after a short wait, is parked the same way.
+ *   - The main thread runs fcgi_sweep() to close parked connections past
+ *     their deadline (keep-alive timeout, read timeout, linger).
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
