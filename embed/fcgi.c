@@ -630,9 +630,10 @@ conn_accept(void)
 
 /*
  * Wait until C holds a connection with bytes to read.  A connection with
- * nothing to read yet (accepted before the peer wrote) is parked rather
- * than waited on, so a peer that connects and sends nothing costs no
- * thread.  Returns 0, or -1 when stopping.
+ * nothing to read yet (accepted before the peer wrote) gets FRESH_WAIT_MS,
+ * then is parked rather than waited on, so a peer that connects and sends
+ * nothing costs no thread.  Lingering connections met on the way are
+ * read and closed here.  Returns 0, or -1 when stopping.
  */
 static int
 conn_wait(struct conn *c)
