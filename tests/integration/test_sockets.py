@@ -24,6 +24,17 @@ class Sockets(harness.TestCase):
         self.assertEqual(stat.S_IMODE(os.stat(pm.socket("a")).st_mode), 0o660)
         self.assertEqual(stat.S_IMODE(os.stat(pm.socket("b")).st_mode), 0o600)
 
+    def test_unix_socket_gets_listen_owner_and_group(self):
+        if not harness.IS_ROOT:
+            self.skipTest("needs root to give the socket away")
+        import pwd
+        import grp
+        nobody = pwd.getpwnam("nobody")
+        nogroup = grp.getgrnam("nogroup")
+        pm = self.fcgi_pm([hello_pool(listen_owner="nobody", listen_group="nogroup")])
+        st = os.stat(pm.socket("hello"))
+        self.assertEqual((st.st_uid, st.st_gid), (nobody.pw_uid, nogroup.gr_gid))
+
     def test_tcp_pool_behind_nginx(self):
         port = free_port()
         pm = self.fcgi_pm([hello_pool(listen="127.0.0.1:%d" % port)])
