@@ -363,8 +363,12 @@ request_stop(int reason)
 	uint64_t one = 1;
 	int expected = STOP_NONE;
 
-	if (atomic_compare_exchange_strong(&stop_reason, &expected, reason) &&
-	    write(wake_fd, &one, sizeof(one)) == -1)
+	if (!atomic_compare_exchange_strong(&stop_reason, &expected, reason))
+		return;
+	/* Stop taking connections here and now: waiting for the main thread
+	 * would let this thread accept one more request past the limit. */
+	fcgi_stop();
+	if (write(wake_fd, &one, sizeof(one)) == -1)
 		wlog(WLOG_ERROR, "wake eventfd: %s", strerror(errno));
 }
 
