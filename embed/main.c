@@ -404,6 +404,8 @@ serve(struct thread *t, struct request *r)
 		    "(%ld ms): answered 503", uri, age_ms, opts.queue_timeout_ms);
 		rc = fcgi_respond(r, "503 Service Unavailable",
 		    "503 Service Unavailable: the server is overloaded, try again later.\n");
+		if (sb != NULL)		/* counted by the master for the status page */
+			atomic_fetch_add(&sb->queue_timeouts, 1);
 	} else
 		rc = wsgi_handle(r);
 	fcgi_end(r, rc);
@@ -448,6 +450,14 @@ request_thread(void *arg)
 	struct thread *t = arg;
 	struct request *r;
 
+	if (sb != NULL) {
+		/* the slowlog header names the thread as faulthandler does */
+		struct sb_thread *st = &sb->threads[t->index];
+
+		sb_write_begin(&st->seq);
+		st->thread_id = (uint64_t)pthread_self();
+		sb_write_end(&st->seq);
+	}
 	python_thread_begin();
 	while ((r = fcgi_next(t->conn)) != NULL)
 		serve(t, r);

@@ -194,6 +194,7 @@ struct sb_slot_view {
 	uint64_t start_us;
 	uint64_t rss_kb;
 	uint64_t requests;
+	uint64_t queue_timeouts;	/* requests answered 503 by queue_timeout */
 };
 
 int sb_create(struct scoreboard *sb, const char *pool, uint32_t nslots, uint32_t nthreads);

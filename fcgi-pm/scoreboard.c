@@ -129,6 +129,8 @@ sb_slot_read(const struct scoreboard *sb, uint32_t slot, struct sb_slot_view *ou
 		out->start_us = s->start_us;
 		out->rss_kb = s->rss_kb;
 		out->requests = atomic_load_explicit(&s->requests, memory_order_relaxed);
+		out->queue_timeouts = atomic_load_explicit(&s->queue_timeouts,
+		    memory_order_relaxed);
 		atomic_thread_fence(memory_order_acquire);
 		if ((a & 1) == 0 && a == atomic_load_explicit(&s->seq, memory_order_relaxed))
 			return;

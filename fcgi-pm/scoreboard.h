@@ -28,7 +28,7 @@
 #include <sys/types.h>
 
 #define SB_MAGIC	0x46435042u	/* "FCPB" */
-#define SB_VERSION	1u
+#define SB_VERSION	2u
 #define SB_METHOD_MAX	16
 #define SB_URI_MAX	256
 
@@ -59,6 +59,7 @@ struct sb_header {
 struct sb_thread {
 	_Atomic uint32_t seq;		/* seqlock, odd while being written */
 	uint32_t state;			/* enum sb_thread_state */
+	uint64_t thread_id;		/* pthread_self(), as faulthandler prints it */
 	uint64_t requests;		/* requests this thread finished */
 	/* the current request (state READING or BUSY) */
 	uint64_t req_start_us;		/* CLOCK_REALTIME, microseconds */
@@ -80,6 +81,7 @@ struct sb_slot {
 	uint64_t start_us;		/* CLOCK_REALTIME, microseconds */
 	uint64_t rss_kb;		/* current RSS, updated after each request */
 	_Atomic uint64_t requests;	/* requests this process finished, all threads */
+	_Atomic uint64_t queue_timeouts; /* of them, answered 503 by queue_timeout */
 	struct sb_thread threads[];	/* header->nthreads of them */
 };
 
