@@ -165,6 +165,7 @@ struct listen_sock {
 	struct listen_addr addr;
 	dev_t dev;			/* AF_UNIX: the socket file we bound, so we */
 	ino_t ino;			/* unlink it only if it is still ours */
+	bool activated;			/* passed by systemd (activate.c): never unlinked */
 };
 
 int sock_parse(const char *s, struct listen_addr *a, char *err, size_t errlen);
@@ -172,6 +173,14 @@ int sock_open(struct listen_sock *ls, const struct pool_conf *pc);
 void sock_close(struct listen_sock *ls);
 int sock_queue(const struct listen_sock *ls, unsigned *len, unsigned *max);
 const char *sock_name(const struct listen_addr *a, char *buf, size_t len);
+
+/* -------------------------------------------------------------- activate.c */
+
+/* Listening sockets passed by systemd ($LISTEN_PID, $LISTEN_FDS from fd 3). */
+int activate_init(void);
+int activate_take(const struct listen_addr *a, const char *pool);
+void activate_release(int fd);
+void activate_report_unused(void);
 
 /* ------------------------------------------------------------ scoreboard.c */
 
@@ -296,5 +305,20 @@ void pools_stop(struct pool *pools, size_t n, bool graceful);
 void pools_restart(struct pool *pools, size_t n, bool reset_backoff);
 bool pools_stopped(const struct pool *pools, size_t n);
 void pools_close(struct pool *pools, size_t n);
+
+/* ---------------------------------------------------------------- notify.c */
+
+/*
+ * sd_notify(3) for Type=notify, without libsystemd: READY=1, RELOADING=1,
+ * STOPPING=1, MAINPID=, STATUS= datagrams to $NOTIFY_SOCKET.  No-ops when
+ * it is unset.
+ */
+int notify_init(void);
+bool notify_enabled(void);
+int notify_send(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+int notify_ready(const struct pool *pools, size_t n, uint64_t now_ms);
+int notify_reloading(void);
+void notify_status(const struct pool *pools, size_t n, uint64_t now_ms, bool force);
+const char *notify_status_text(const struct pool *pools, size_t n, char *buf, size_t len);
 
 #endif

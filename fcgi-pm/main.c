@@ -151,6 +151,8 @@ stop(bool graceful, uint64_t now)
 		    EXIT_LAST_RESORT_MS;
 	else if (!graceful && exit_deadline_ms > now + POOL_TERM_KILL_MS + EXIT_LAST_RESORT_MS)
 		exit_deadline_ms = now + POOL_TERM_KILL_MS + EXIT_LAST_RESORT_MS;
+	if (!stopping)
+		notify_send("STOPPING=1\nSTATUS=stopping%s", graceful ? " gracefully" : "");
 	stopping = true;
 	pools_stop(pools, npools, graceful);
 	if (pools_stopped(pools, npools))
@@ -216,7 +218,9 @@ on_signal(int signo)
 		/* reading the configuration again and applying the difference comes next */
 		log_notice(NULL, 0, "SIGHUP: this build does not reload the configuration "
 		    "yet; restarting every pool's workers gracefully, as SIGUSR2 does");
+		notify_reloading();
 		pools_restart(pools, npools, true);
+		notify_ready(pools, npools, loop_now_ms());
 		break;
 	case SIGUSR2:
 		log_notice(NULL, 0, "SIGUSR2: restarting every pool's workers gracefully");
@@ -229,8 +233,10 @@ static void
 on_tick(uint64_t now)
 {
 	pools_tick(pools, npools, now);
-	if (!stopping)
+	if (!stopping) {
+		notify_status(pools, npools, now, false);
 		return;
+	}
 	if (pools_stopped(pools, npools))
 		loop_exit();
 	else if (now >= exit_deadline_ms) {
@@ -366,11 +372,19 @@ main(int argc, char *argv[])
 		log_warning(NULL, 0, "no pool is configured (include_dir %s); idle until "
 		    "stopped", conf->include_dir ? conf->include_dir : "unset");
 
+	/* systemd: the notify socket, and the listening sockets it passed (fd 3...) */
+	notify_init();
+	if (activate_init() == -1) {
+		conf_free(conf);
+		return 1;
+	}
+
 	/* 3. every listening socket, while still root */
 	if (pools_open(&pools, conf, binary) == -1) {
 		conf_free(conf);
 		return 1;
 	}
+	activate_report_unused();
 
 	/* 4. the pid file */
 	if (conf->pid_file != NULL && pidfile_open(conf->pid_file) == -1) {
@@ -384,6 +398,7 @@ main(int argc, char *argv[])
 			fatal("cannot run in the background: %s", strerror(errno));
 		if (conf->pid_file != NULL && pidfile_write(conf->pid_file) == -1)
 			fatal("cannot record the daemon's pid");
+		notify_send("MAINPID=%ld", (long)getpid());
 	}
 
 	if (conf->emergency_restart_threshold > 0 && conf->emergency_restart_interval_ms > 0 &&
@@ -398,6 +413,7 @@ main(int argc, char *argv[])
 	log_notice(NULL, 0, "fcgi-pm %s started, pid %ld, %zu pools, worker %s",
 	    FCGI_PM_VERSION, (long)getpid(), npools, binary);
 	pools_start(pools, npools);
+	notify_ready(pools, npools, loop_now_ms());
 	if (loop_run() == -1) {
 		log_error(NULL, 0, "event loop failed: %s; stopping", strerror(errno));
 		pools_stop(pools, npools, false);

@@ -286,8 +286,9 @@ open_tcp(struct listen_sock *ls, const struct pool_conf *pc)
 /*
  * Create the listening socket of pool PC into *LS: parse pc->listen,
  * bind (a unix socket gets listen_owner, listen_group and listen_mode) and
- * listen with listen_backlog.  Returns 0, or -1 after logging why (*LS is
- * then closed).
+ * listen with listen_backlog; or adopt the socket systemd passed for that
+ * address, as it is.  Returns 0, or -1 after logging why (*LS is then
+ * closed).
  */
 int
 sock_open(struct listen_sock *ls, const struct pool_conf *pc)
@@ -300,6 +301,11 @@ sock_open(struct listen_sock *ls, const struct pool_conf *pc)
 	if (sock_parse(pc->listen, &ls->addr, err, sizeof(err)) == -1) {
 		log_error(pc->name, 0, "listen: %s", err);
 		return -1;
+	}
+	/* socket activation: the socket unit made it, with its owner and mode */
+	if ((ls->fd = activate_take(&ls->addr, pc->name)) != -1) {
+		ls->activated = true;
+		return 0;
 	}
 	if ((ls->addr.family == AF_UNIX ? open_unix(ls, pc) : open_tcp(ls, pc)) == -1)
 		goto fail;
@@ -316,7 +322,9 @@ fail:
 
 /*
  * Close LS and, for a unix socket, remove its file if it is still the one
- * we bound (a newer instance may have replaced it).
+ * we bound (a newer instance may have replaced it).  A socket systemd
+ * passed is handed back to activate.c, never closed or removed: the
+ * socket unit owns it, and a restarted master gets it again.
  */
 void
 sock_close(struct listen_sock *ls)
@@ -325,6 +333,11 @@ sock_close(struct listen_sock *ls)
 
 	if (ls->fd == -1)
 		return;
+	if (ls->activated) {
+		activate_release(ls->fd);
+		ls->fd = -1;
+		return;
+	}
 	if (ls->addr.family == AF_UNIX && stat(ls->addr.path, &st) == 0 &&
 	    st.st_dev == ls->dev && st.st_ino == ls->ino)
 		unlink(ls->addr.path);
