@@ -236,6 +236,8 @@ struct worker {
 
 int worker_find_binary(const char *configured, char *out, size_t outlen);
 int worker_spawn(struct worker *w, const char *binary);
+int worker_spawn_preload(struct pool *p, int *ctl_fd);
+long worker_max_requests(const struct pool_conf *pc);
 void worker_signal(struct worker *w, int signo);
 void worker_drain(struct worker *w);
 void worker_close_output(struct worker *w);
@@ -249,6 +251,20 @@ struct backoff {
 	long delay_ms;			/* 0 = healthy */
 	uint64_t step_ms;		/* when the current step began */
 	uint64_t until_ms;		/* no spawn before this */
+};
+
+/*
+ * A pool's counters since it started (the status page's); requests and
+ * queue timeouts of live workers are in the scoreboard: pool_counters()
+ * adds them up.
+ */
+struct pool_stats {
+	uint64_t accepted;		/* requests served by workers already reaped */
+	uint64_t queue_timeouts;	/* 503s by queue_timeout, reaped workers */
+	uint64_t max_active;		/* most workers busy at once */
+	uint64_t max_children_reached;	/* episodes: a connection waited, no worker free */
+	uint64_t slow_requests;		/* passed request_slowlog_timeout */
+	uint64_t terminated_requests;	/* passed request_terminate_timeout */
 };
 
 /* A pool at run time: its configuration, socket, scoreboard and workers. */
@@ -268,6 +284,21 @@ struct pool {
 	struct backoff backoff;
 	long control_timeout_ms;	/* QUIT -> KILL bound */
 	const char *binary;		/* fcgi-pm-worker */
+
+	/* preload = yes (preload.c) */
+	struct worker preload;		/* the process workers are forked from; pid 0 = none */
+	int preload_ctl;		/* its control socket, -1 = none */
+	bool preload_ready;		/* it loaded the app and takes commands */
+	bool preload_replace;		/* a restart: stop the old workers once it is ready */
+
+	/* scaling state (pool_decide's memory between calls) */
+	int spawn_rate;			/* php-fpm's idle spawn rate: 1, 2, 4 .. max_spawn_rate */
+	uint64_t last_scale_ms;		/* the last spare/idle maintenance step */
+	bool listen_watched;		/* ondemand: the master waits for a connection */
+	bool max_children_warned;	/* this episode was logged (until a worker is idle) */
+	uint64_t *slow_marks;		/* [slot * nthreads + thread]: req_start_us
+					   already written to the slowlog */
+	struct pool_stats stats;
 };
 
 /* What the policy sees of a pool: a snapshot with no pointers into live state. */
@@ -275,22 +306,36 @@ struct pool_view {
 	uint64_t now_ms;
 	int active;			/* live workers not told to stop */
 	int ending;			/* told to stop, not yet reaped */
+	int starting;			/* active, still loading the app */
+	int idle;			/* active and ready, every thread idle */
+	int busy;			/* active and ready, some thread on a request */
+	int free_threads;		/* idle threads of active ready workers */
+	int pending;			/* connections waiting in the listen queue */
 	int probing;			/* active workers started in the current backoff
 					   step and not yet past POOL_HEALTHY_MS */
 	int free_slots;
 	bool stopping;
+	bool scale_due;			/* POOL_SCALE_MS since the last scaling step */
+	int spawn_rate;			/* the current idle spawn rate (>= 1) */
+	int idlest;			/* slot of the worker idle longest, -1 none */
+	uint64_t idlest_ms;		/* for how long */
 	struct backoff backoff;
 };
 
 /* What the policy wants done now. */
 struct pool_actions {
 	int spawn;			/* start this many workers */
+	int stop_slot;			/* stop this idle worker gracefully, -1 none */
+	int spawn_rate;			/* the idle spawn rate from now on */
+	bool max_children_reached;	/* more were needed than max_children allows */
+	bool watch_listen;		/* ondemand: wake up when a connection waits */
 };
 
 #define POOL_HEALTHY_MS		10000	/* dying younger is a failure; this old resets the backoff */
 #define POOL_BACKOFF_MIN_MS	100
 #define POOL_BACKOFF_MAX_MS	30000
 #define POOL_TERM_KILL_MS	3000	/* TERM -> KILL bound for a fast stop */
+#define POOL_SCALE_MS		1000	/* php-fpm's idle server maintenance period */
 
 void pool_decide(const struct pool_conf *pc, const struct pool_view *v,
     struct pool_actions *a);
@@ -305,6 +350,22 @@ void pools_stop(struct pool *pools, size_t n, bool graceful);
 void pools_restart(struct pool *pools, size_t n, bool reset_backoff);
 bool pools_stopped(const struct pool *pools, size_t n);
 void pools_close(struct pool *pools, size_t n);
+void pool_counters(const struct pool *p, struct pool_stats *out);
+
+/* --------------------------------------------------------------- preload.c */
+
+/*
+ * preload = yes: a pool's preload process imports the app once and forks
+ * the workers (pool.c calls these; embed/preload.c is the other side).
+ */
+void preload_init(struct pool *p);
+bool preload_ready(struct pool *p, uint64_t now_ms);
+int preload_fork(struct pool *p, struct worker *w);
+bool preload_reaped(struct pool *p, int status, uint64_t now_ms);
+void preload_tick(struct pool *p, uint64_t now_ms);
+void preload_stop(struct pool *p, int signo, long bound_ms, uint64_t now_ms);
+void preload_restart(struct pool *p, uint64_t now_ms);
+void preload_close(struct pool *p);
 
 /* ---------------------------------------------------------------- notify.c */
 

@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fcgi-pm.h"
@@ -29,30 +30,119 @@
 
 #define DEFAULT_CONTROL_TIMEOUT_MS	10000
 
+static int
+min_int(int a, int b)
+{
+	return a < b ? a : b;
+}
+
+/*
+ * pm = dynamic, once per POOL_SCALE_MS: php-fpm's idle server maintenance.
+ * More idle workers than max_spare: stop the one idle longest.  Fewer
+ * spare (idle or still starting) than min_spare: start up to the spawn
+ * rate, which doubles each step while spares stay short, up to
+ * max_spawn_rate, and falls back to 1 once they are not.
+ */
+static int
+decide_dynamic(const struct pool_conf *pc, const struct pool_view *v, struct pool_actions *a)
+{
+	int spare = v->idle + v->starting;
+
+	if (v->idle > pc->max_spare && v->idlest >= 0) {
+		a->stop_slot = v->idlest;
+		a->spawn_rate = 1;
+		return 0;
+	}
+	if (spare >= pc->min_spare) {
+		a->spawn_rate = 1;
+		return 0;
+	}
+	if (v->active >= pc->max_children) {
+		a->spawn_rate = 1;	/* max_children reached: see pool_decide */
+		return 0;
+	}
+	a->spawn_rate = min_int(v->spawn_rate * 2, pc->max_spawn_rate > 0 ?
+	    pc->max_spawn_rate : 1);
+	return min_int(v->spawn_rate, pc->min_spare - spare);
+}
+
+/*
+ * pm = ondemand: enough workers for the connections waiting in the listen
+ * queue when no thread is free to take them (the workers still starting
+ * will take `threads` each), at most max_spawn_rate at a time; once per
+ * POOL_SCALE_MS, stop the worker idle longest once it passed
+ * process_idle_timeout.  The listening socket is watched only while a new
+ * connection would find no free thread and nothing starting, and there is
+ * room to start one: otherwise a connection left pending would wake the
+ * master in a loop.
+ */
+static int
+decide_ondemand(const struct pool_conf *pc, const struct pool_view *v,
+    struct pool_actions *a)
+{
+	int threads = pc->threads > 0 ? pc->threads : 1;
+	int need;
+
+	if (v->scale_due && v->idlest >= 0 &&
+	    v->idlest_ms >= (uint64_t)pc->process_idle_timeout_ms)
+		a->stop_slot = v->idlest;
+	a->watch_listen = v->free_threads == 0 && v->starting == 0 &&
+	    v->active < pc->max_children;
+	if (v->pending <= 0 || v->free_threads > 0)
+		return 0;
+	need = (v->pending + threads - 1) / threads - v->starting;
+	if (need <= 0)
+		return 0;
+	return min_int(need, pc->max_spawn_rate > 0 ? pc->max_spawn_rate : 1);
+}
+
 /*
  * The policy: given pool PC's configuration and snapshot V, fill *A with
- * what to do now.  Pure: no clock, no system call.
+ * what to do now.  Pure: no clock, no system call.  Static pools keep
+ * max_children workers; dynamic and ondemand as php-fpm (above).  Any mode
+ * reports max_children reached when a connection waits with no free
+ * thread and no room for another worker.  A backing-off pool starts at
+ * most one probe, once the delay is over and no probe is young.
  */
 void
 pool_decide(const struct pool_conf *pc, const struct pool_view *v, struct pool_actions *a)
 {
-	int target, missing;
+	int want = 0;
 
 	memset(a, 0, sizeof(*a));
+	a->stop_slot = -1;
+	a->spawn_rate = v->spawn_rate > 0 ? v->spawn_rate : 1;
 	if (v->stopping)
 		return;
-	/* static; dynamic and ondemand will compute their target here */
-	target = pc->max_children;
-	missing = target - v->active;
-	if (missing <= 0)
-		return;
-	if (v->backoff.delay_ms > 0) {
-		/* backing off: one probe at a time, and only once the delay is over */
-		if (v->now_ms < v->backoff.until_ms || v->probing > 0)
-			return;
-		missing = 1;
+	switch (pc->pm) {
+	case PM_STATIC:
+		want = pc->max_children - v->active;
+		break;
+	case PM_DYNAMIC:
+		/* a pool with no worker at all (start, restart) gets start_servers */
+		if (v->active == 0)
+			want = pc->start_servers > 0 ? pc->start_servers : 1;
+		else if (v->scale_due)
+			want = decide_dynamic(pc, v, a);
+		break;
+	case PM_ONDEMAND:
+		want = decide_ondemand(pc, v, a);
+		break;
 	}
-	a->spawn = missing < v->free_slots ? missing : v->free_slots;
+	if (v->active >= pc->max_children && ((v->pending > 0 && v->free_threads == 0) ||
+	    (pc->pm == PM_DYNAMIC && v->idle + v->starting < pc->min_spare)))
+		a->max_children_reached = true;
+	want = min_int(want, pc->max_children - v->active);
+	if (v->backoff.delay_ms > 0) {
+		if (v->now_ms < v->backoff.until_ms || v->probing > 0) {
+			a->watch_listen = false;	/* the tick looks again */
+			return;
+		}
+		want = min_int(want, 1);
+	}
+	if (want <= 0)
+		return;
+	a->spawn = min_int(want, v->free_slots);
 }
 
 /*
@@ -91,27 +181,90 @@ backoff_recovered(struct backoff *b, uint64_t now_ms, uint64_t worker_started_ms
 	return true;
 }
 
-static void
-pool_view_of(const struct pool *p, uint64_t now, struct pool_view *v)
+static uint64_t
+realtime_us(void)
 {
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+/*
+ * Snapshot pool P at NOW for the policy: its workers by state, from the
+ * scoreboard (a worker is idle when all its threads are, a kept-alive
+ * connection waiting for its next request included); the listen queue
+ * when no thread is free, at least PENDING_HINT (a connection the
+ * caller saw arrive).
+ */
+static void
+pool_view_of(const struct pool *p, uint64_t now, int pending_hint, struct pool_view *v)
+{
+	uint32_t nthreads = p->sb.hdr->nthreads;
+	uint64_t rt = realtime_us();
+	unsigned qlen, qmax;
+
 	memset(v, 0, sizeof(*v));
 	v->now_ms = now;
 	v->stopping = p->state != POOL_RUNNING;
 	v->backoff = p->backoff;
+	v->spawn_rate = p->spawn_rate > 0 ? p->spawn_rate : 1;
+	v->scale_due = now - p->last_scale_ms >= POOL_SCALE_MS;
+	v->idlest = -1;
 	for (int i = 0; i < p->nslots; i++) {
 		const struct worker *w = &p->workers[i];
+		struct sb_slot_view sv;
+		uint64_t last, idle_ms;
+		uint32_t nidle = 0;
 
-		if (w->pid == 0)
+		if (w->pid == 0) {
 			v->free_slots++;
-		else if (w->ending)
+			continue;
+		}
+		if (w->ending) {
 			v->ending++;
-		else {
-			v->active++;
-			if (p->backoff.delay_ms > 0 && w->started_ms >= p->backoff.step_ms &&
-			    now - w->started_ms < POOL_HEALTHY_MS)
-				v->probing++;
+			continue;
+		}
+		v->active++;
+		if (p->backoff.delay_ms > 0 && w->started_ms >= p->backoff.step_ms &&
+		    now - w->started_ms < POOL_HEALTHY_MS)
+			v->probing++;
+		sb_slot_read(&p->sb, (uint32_t)i, &sv);
+		if (sv.state == SB_WORKER_STARTING) {
+			v->starting++;
+			continue;
+		}
+		if (sv.state != SB_WORKER_READY) {	/* leaving on its own (max_requests) */
+			v->busy++;
+			continue;
+		}
+		last = sv.start_us;
+		for (uint32_t t = 0; t < nthreads; t++) {
+			struct sb_thread th;
+
+			if (sb_thread_read(&p->sb, (uint32_t)i, t, &th) == -1)
+				continue;
+			if (th.state == SB_THREAD_IDLE)
+				nidle++;
+			if (th.last_end_us > last)
+				last = th.last_end_us;
+		}
+		v->free_threads += (int)nidle;
+		if (nidle < nthreads) {
+			v->busy++;
+			continue;
+		}
+		v->idle++;
+		idle_ms = rt > last ? (rt - last) / 1000 : 0;
+		if (v->idlest < 0 || idle_ms > v->idlest_ms) {
+			v->idlest = i;
+			v->idlest_ms = idle_ms;
 		}
 	}
+	if (v->free_threads == 0 && !v->stopping && sock_queue(&p->sock, &qlen, &qmax) == 0)
+		v->pending = (int)qlen;
+	if (v->pending < pending_hint)
+		v->pending = pending_hint;
 }
 
 static void
@@ -152,6 +305,8 @@ pool_spawn(struct pool *p, uint64_t now)
 		return -1;
 	sb_slot_assign(&p->sb, (uint32_t)w->slot);
 	w->started_ms = now;
+	memset(p->slow_marks + (size_t)w->slot * p->sb.hdr->nthreads, 0,
+	    p->sb.hdr->nthreads * sizeof(*p->slow_marks));
 	if (worker_spawn(w, p->binary) == -1) {
 		sb_slot_release(&p->sb, (uint32_t)w->slot);
 		note_failure(p, now, now);
@@ -167,19 +322,104 @@ pool_spawn(struct pool *p, uint64_t now)
 	return 0;
 }
 
-/* Apply the policy to pool P now. */
+/* Tell worker W of P to stop with SIGNO at NOW, SIGKILL after BOUND_MS. */
 static void
-pool_maintain(struct pool *p, uint64_t now)
+worker_stop(struct worker *w, int signo, long bound_ms, uint64_t now)
 {
+	uint64_t kill_at = now + (uint64_t)bound_ms;
+
+	worker_signal(w, signo);
+	w->stop_signal = signo;
+	if (!w->ending)
+		w->stop_ms = now;
+	if (!w->ending || kill_at < w->kill_at_ms)
+		w->kill_at_ms = kill_at;
+	w->ending = true;
+}
+
+static void on_listen_ready(int fd, uint32_t events, void *arg);
+
+/* Watch P's listening socket for a waiting connection, or stop watching. */
+static void
+pool_watch_listen(struct pool *p, bool on)
+{
+	if (on == p->listen_watched)
+		return;
+	if (!on) {
+		loop_unwatch(p->sock.fd);
+		p->listen_watched = false;
+	} else if (loop_watch(p->sock.fd, EPOLLIN, on_listen_ready, p) == 0)
+		p->listen_watched = true;
+	else	/* the tick still looks at the listen queue, 10 times a second */
+		log_warning(p->conf->name, 0, "cannot watch the listening socket: %s",
+		    strerror(errno));
+}
+
+/*
+ * Apply the policy to pool P now; PENDING_HINT is at least how many
+ * connections wait (1 when called because one arrived).
+ */
+static void
+pool_maintain(struct pool *p, uint64_t now, int pending_hint)
+{
+	const struct pool_conf *pc = p->conf;
 	struct pool_actions a;
 	struct pool_view v;
 
-	pool_view_of(p, now, &v);
-	pool_decide(p->conf, &v, &a);
+	pool_view_of(p, now, pending_hint, &v);
+	pool_decide(pc, &v, &a);
+	if (v.scale_due) {
+		p->last_scale_ms = now;
+		p->spawn_rate = a.spawn_rate;
+	}
+	if ((uint64_t)v.busy > p->stats.max_active)
+		p->stats.max_active = (uint64_t)v.busy;
+	if (v.idle > 0 && !a.max_children_reached)
+		p->max_children_warned = false;
+	if (a.max_children_reached && !p->max_children_warned) {
+		p->max_children_warned = true;
+		p->stats.max_children_reached++;
+		log_warning(pc->name, 0, "max_children (%d) reached: %d workers, none "
+		    "idle%s; consider raising max_children", pc->max_children, v.active,
+		    v.pending > 0 ? ", connections waiting" : "");
+	}
+	if (a.stop_slot >= 0 && p->workers[a.stop_slot].pid != 0) {
+		struct worker *w = &p->workers[a.stop_slot];
+
+		if (pc->pm == PM_ONDEMAND)
+			log_notice(pc->name, 0, "worker %ld idle for %.1fs, more than "
+			    "process_idle_timeout (%.1fs): stopping it", (long)w->pid,
+			    (double)v.idlest_ms / 1000.0,
+			    (double)pc->process_idle_timeout_ms / 1000.0);
+		else
+			log_notice(pc->name, 0, "%d idle workers, more than max_spare "
+			    "(%d): stopping worker %ld, idle for %.1fs", v.idle,
+			    pc->max_spare, (long)w->pid, (double)v.idlest_ms / 1000.0);
+		worker_stop(w, SIGQUIT, p->control_timeout_ms, now);
+	}
+	if (a.spawn > 0 && pc->pm != PM_STATIC && v.active > 0)
+		log_debug(pc->name, 0, "starting %d workers: %d idle, %d starting, %d busy, "
+		    "%d connections waiting (spawn rate %d)", a.spawn, v.idle, v.starting,
+		    v.busy, v.pending, v.spawn_rate);
 	for (int i = 0; i < a.spawn; i++) {
 		if (pool_spawn(p, now) == -1)
 			break;
 	}
+	/* after a spawn, a starting worker will take the connection: look again later */
+	pool_watch_listen(p, a.watch_listen && a.spawn == 0 && v.pending == 0);
+}
+
+static void
+on_listen_ready(int fd, uint32_t events, void *arg)
+{
+	struct pool *p = arg;
+
+	(void)fd;
+	(void)events;
+	if (p->state == POOL_RUNNING)
+		pool_maintain(p, loop_now_ms(), 1);
+	else
+		pool_watch_listen(p, false);
 }
 
 static const char *
@@ -242,6 +482,8 @@ worker_reaped(struct pool *p, struct worker *w, int st, uint64_t now)
 		    WCOREDUMP(st) ? ", core dumped" : "", age,
 		    (unsigned long long)sv.requests);
 	}
+	p->stats.accepted += sv.requests;
+	p->stats.queue_timeouts += sv.queue_timeouts;
 	sb_slot_release(&p->sb, (uint32_t)w->slot);
 	w->pid = 0;
 	w->ending = w->killed = false;
@@ -281,14 +523,120 @@ pools_reap(struct pool *pools, size_t n)
 	}
 	for (size_t i = 0; i < n; i++) {
 		if (pools[i].state == POOL_RUNNING)
-			pool_maintain(&pools[i], now);
+			pool_maintain(&pools[i], now, 0);
 	}
 	return crashed;
 }
 
+static void
+fmt_duration(char *buf, size_t len, long ms)
+{
+	if (ms % 1000 == 0)
+		snprintf(buf, len, "%lds", ms / 1000);
+	else
+		snprintf(buf, len, "%.1fs", (double)ms / 1000.0);
+}
+
+/*
+ * Thread T of worker W has run the request in *TH for ELAPSED_US, past
+ * request_slowlog_timeout: append a header to the slowlog and ask the
+ * worker for its Python tracebacks (SIGUSR2: faulthandler writes every
+ * thread's stack into the same file, after the header; the request goes
+ * on).
+ */
+static void
+slowlog_request(struct pool *p, struct worker *w, uint32_t t, const struct sb_thread *th,
+    uint64_t elapsed_us)
+{
+	const struct pool_conf *pc = p->conf;
+	char date[64], limit[32], buf[1024];
+	struct tm tm;
+	time_t sec = (time_t)(th->req_start_us / 1000000) +
+	    (time_t)(elapsed_us / 1000000);
+	int n;
+
+	p->stats.slow_requests++;
+	fmt_duration(limit, sizeof(limit), pc->request_slowlog_timeout_ms);
+	log_warning(pc->name, 0, "worker %ld: request '%s %s' has been running for "
+	    "%.1fs, more than request_slowlog_timeout (%s): its Python stack goes "
+	    "to %s", (long)w->pid, th->req_method, th->req_uri,
+	    (double)elapsed_us / 1e6, limit, pc->slowlog);
+	if (p->slowlog_fd == -1)
+		return;
+	localtime_r(&sec, &tm);
+	strftime(date, sizeof(date), "%d-%b-%Y %H:%M:%S", &tm);
+	n = snprintf(buf, sizeof(buf), "\n[%s]  [pool %s] pid %ld\n"
+	    "request: %s %s, running for %.1fs (request_slowlog_timeout %s), "
+	    "thread %u (Thread 0x%016llx below)\n", date, pc->name, (long)w->pid,
+	    th->req_method, th->req_uri, (double)elapsed_us / 1e6, limit, t,
+	    (unsigned long long)th->thread_id);
+	if (n > 0 && write(p->slowlog_fd, buf, (size_t)n < sizeof(buf) ?
+	    (size_t)n : sizeof(buf) - 1) == -1)
+		log_warning(pc->name, 0, "slowlog %s: %s", pc->slowlog, strerror(errno));
+	worker_signal(w, SIGUSR2);
+}
+
+/*
+ * request_terminate_timeout and request_slowlog_timeout for pool P at NOW:
+ * the scoreboard tells each thread's request and when it started.  A
+ * request past the terminate timeout has its worker killed (SIGKILL: its
+ * other threads' requests die with it) and replaced; one past the slowlog
+ * timeout is logged once.  A thread idle on a kept-alive connection has no
+ * request, so no timeout applies to it.
+ */
+static void
+pool_check_requests(struct pool *p, uint64_t now)
+{
+	const struct pool_conf *pc = p->conf;
+	uint64_t term_us = (uint64_t)pc->request_terminate_timeout_ms * 1000;
+	uint64_t slow_us = (uint64_t)pc->request_slowlog_timeout_ms * 1000;
+	uint32_t nthreads = p->sb.hdr->nthreads;
+	uint64_t rt;
+
+	if (term_us == 0 && slow_us == 0)
+		return;
+	rt = realtime_us();
+	for (int i = 0; i < p->nslots; i++) {
+		struct worker *w = &p->workers[i];
+
+		if (w->pid == 0 || w->killed)
+			continue;
+		for (uint32_t t = 0; t < nthreads; t++) {
+			uint64_t *mark = &p->slow_marks[(size_t)i * nthreads + t];
+			struct sb_thread th;
+			uint64_t elapsed;
+
+			if (sb_thread_read(&p->sb, (uint32_t)i, t, &th) == -1 ||
+			    th.state != SB_THREAD_BUSY || th.req_start_us == 0 ||
+			    rt <= th.req_start_us)
+				continue;
+			elapsed = rt - th.req_start_us;
+			if (term_us > 0 && elapsed > term_us) {
+				char limit[32];
+
+				fmt_duration(limit, sizeof(limit),
+				    pc->request_terminate_timeout_ms);
+				log_warning(pc->name, 0, "worker %ld: request '%s %s' has been "
+				    "running for %.1fs, more than request_terminate_timeout "
+				    "(%s): killing it", (long)w->pid, th.req_method,
+				    th.req_uri, (double)elapsed / 1e6, limit);
+				p->stats.terminated_requests++;
+				worker_stop(w, SIGKILL, 0, now);
+				w->killed = true;
+				break;
+			}
+			if (slow_us > 0 && elapsed > slow_us && *mark != th.req_start_us) {
+				*mark = th.req_start_us;
+				slowlog_request(p, w, t, &th, elapsed);
+			}
+		}
+	}
+}
+
 /*
  * The periodic tick: kill workers that outlived their stop deadline, end
- * a backoff once a worker stays up, and bring pools back to size.
+ * a backoff once a worker stays up, cut off requests past their timeouts,
+ * and scale the pools.
  */
 void
 pools_tick(struct pool *pools, size_t n, uint64_t now)
@@ -316,8 +664,9 @@ pools_tick(struct pool *pools, size_t n, uint64_t now)
 				    "starting workers normally again", (long)w->pid,
 				    POOL_HEALTHY_MS / 1000.0);
 		}
+		pool_check_requests(p, now);
 		if (p->state == POOL_RUNNING)
-			pool_maintain(p, now);
+			pool_maintain(p, now, 0);
 	}
 }
 
@@ -327,17 +676,10 @@ pool_signal_all(struct pool *p, int signo, long bound_ms, uint64_t now)
 {
 	for (int j = 0; j < p->nslots; j++) {
 		struct worker *w = &p->workers[j];
-		uint64_t kill_at = now + (uint64_t)bound_ms;
 
 		if (w->pid == 0 || w->killed || (w->ending && signo == SIGQUIT))
 			continue;
-		worker_signal(w, signo);
-		w->stop_signal = signo;
-		if (!w->ending)
-			w->stop_ms = now;
-		if (!w->ending || kill_at < w->kill_at_ms)
-			w->kill_at_ms = kill_at;
-		w->ending = true;
+		worker_stop(w, signo, bound_ms, now);
 	}
 }
 
@@ -356,6 +698,7 @@ pools_stop(struct pool *pools, size_t n, bool graceful)
 		struct pool *p = &pools[i];
 
 		p->state = POOL_STOPPING;
+		pool_watch_listen(p, false);
 		if (graceful)
 			pool_signal_all(p, SIGQUIT, p->control_timeout_ms, now);
 		else
@@ -388,7 +731,7 @@ pools_restart(struct pool *pools, size_t n, bool reset_backoff)
 		if (reset_backoff)
 			memset(&p->backoff, 0, sizeof(p->backoff));
 		pool_signal_all(p, SIGQUIT, p->control_timeout_ms, now);
-		pool_maintain(p, now);
+		pool_maintain(p, now, 0);
 	}
 }
 
@@ -463,6 +806,9 @@ pool_identity(struct pool *p)
 static void
 pool_close(struct pool *p)
 {
+	if (p->listen_watched)
+		loop_unwatch(p->sock.fd);
+	p->listen_watched = false;
 	sock_close(&p->sock);
 	sb_destroy(&p->sb);
 	if (p->slowlog_fd != -1)
@@ -470,8 +816,10 @@ pool_close(struct pool *p)
 	p->slowlog_fd = -1;
 	free(p->workers);
 	free(p->groups);
+	free(p->slow_marks);
 	p->workers = NULL;
 	p->groups = NULL;
+	p->slow_marks = NULL;
 }
 
 static int
@@ -494,10 +842,6 @@ pool_open(struct pool *p, const struct pool_conf *pc, const struct conf *c,
 		log_error(name, 0, "max_children (%d) must be at least 1", pc->max_children);
 		return -1;
 	}
-	if (pc->pm != PM_STATIC)
-		log_warning(name, 0, "pm = %s: this build scales no pool yet; running "
-		    "max_children (%d) workers as with pm = static", pm_mode_name(pc->pm),
-		    pc->max_children);
 	if (pool_identity(p) == -1)
 		goto fail;
 	if (sock_open(&p->sock, pc) == -1)
@@ -513,7 +857,10 @@ pool_open(struct pool *p, const struct pool_conf *pc, const struct conf *c,
 		log_error(name, 0, "slowlog %s: %s", pc->slowlog, strerror(errno));
 		goto fail;
 	}
-	if ((p->workers = calloc((size_t)p->nslots, sizeof(*p->workers))) == NULL) {
+	p->spawn_rate = 1;
+	if ((p->slow_marks = calloc((size_t)p->nslots * (size_t)threads,
+	    sizeof(*p->slow_marks))) == NULL ||
+	    (p->workers = calloc((size_t)p->nslots, sizeof(*p->workers))) == NULL) {
 		log_error(name, 0, "out of memory");
 		goto fail;
 	}
@@ -561,11 +908,15 @@ pools_start(struct pool *pools, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		char addr[300];
 
+		const struct pool_conf *pc = pools[i].conf;
+
 		pools[i].state = POOL_RUNNING;
-		log_notice(pools[i].conf->name, 0, "listening on %s, starting %d workers",
-		    sock_name(&pools[i].sock.addr, addr, sizeof(addr)),
-		    pools[i].conf->max_children);
-		pool_maintain(&pools[i], now);
+		pools[i].last_scale_ms = now;
+		log_notice(pc->name, 0, "listening on %s, pm = %s, starting %d workers "
+		    "(max_children %d)", sock_name(&pools[i].sock.addr, addr, sizeof(addr)),
+		    pm_mode_name(pc->pm), pc->pm == PM_STATIC ? pc->max_children :
+		    pc->pm == PM_DYNAMIC ? pc->start_servers : 0, pc->max_children);
+		pool_maintain(&pools[i], now, 0);
 	}
 	return 0;
 }
@@ -578,9 +929,42 @@ void
 pools_close(struct pool *pools, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
+		struct pool_stats st;
+
 		for (int j = 0; pools[i].workers != NULL && j < pools[i].nslots; j++)
 			worker_close_output(&pools[i].workers[j]);
+		if (pools[i].state != POOL_NEW) {
+			pool_counters(&pools[i], &st);
+			log_notice(pools[i].conf->name, 0, "served %llu requests, %llu "
+			    "answered 503 by queue_timeout, %llu slow, %llu terminated; "
+			    "max_children reached %llu times; at most %llu workers busy",
+			    (unsigned long long)st.accepted,
+			    (unsigned long long)st.queue_timeouts,
+			    (unsigned long long)st.slow_requests,
+			    (unsigned long long)st.terminated_requests,
+			    (unsigned long long)st.max_children_reached,
+			    (unsigned long long)st.max_active);
+		}
 		pool_close(&pools[i]);
 	}
 	free(pools);
+}
+
+/*
+ * P's counters since it started into *OUT: those kept in P plus what its
+ * live workers have in the scoreboard.
+ */
+void
+pool_counters(const struct pool *p, struct pool_stats *out)
+{
+	*out = p->stats;
+	for (int i = 0; p->sb.hdr != NULL && i < p->nslots; i++) {
+		struct sb_slot_view sv;
+
+		if (p->workers[i].pid == 0)
+			continue;
+		sb_slot_read(&p->sb, (uint32_t)i, &sv);
+		out->accepted += sv.requests;
+		out->queue_timeouts += sv.queue_timeouts;
+	}
 }
