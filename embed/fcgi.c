@@ -1205,13 +1205,18 @@ request_flush(struct request *r)
 	return out_send(r);
 }
 
-/* Look up a param by NUL-terminated NAME; see worker.h. */
+/*
+ * Look up a param by NUL-terminated NAME; see worker.h.  A name sent twice
+ * (two fastcgi_param lines) has its last value, as in the environ, whose
+ * dict keeps the last: wsgi.input must stop where the app's CONTENT_LENGTH
+ * says (fuzz_environ found the first and the last disagreeing).
+ */
 const char *
 request_param(const struct request *r, const char *name, size_t *len)
 {
 	size_t i, nl = strlen(name);
 
-	for (i = 0; i < r->nparams; i++)
+	for (i = r->nparams; i-- > 0; )
 		if (r->params[i].name_len == nl &&
 		    memcmp(r->params[i].name, name, nl) == 0) {
 			if (len != NULL)
