@@ -3,9 +3,11 @@
  * scoreboard, recycling limits, shutdown.
  *
  * Start-up runs in a fixed order: parse arguments, chdir, check fd 0,
- * map the scoreboard, block the asynchronous signals (so every thread
- * created later, by us or by the app, inherits the mask), load the app,
- * start the request threads, then wait for signals in the main thread.
+ * block the asynchronous signals (so every thread created later, by us or
+ * by the app, inherits the mask), map the scoreboard, load the app, start
+ * the request threads, then wait for signals in the main thread.  With
+ * --preload the app is loaded before the scoreboard: the preload process
+ * forks the workers (preload.c), and each goes on from the scoreboard.
  *
  * Exit codes: 0 done (graceful stop, max_requests, max_rss), 3 the app
  * could not be loaded (the master backs off), 64 usage, 71 start-up
@@ -48,6 +50,7 @@ static struct worker_opts opts = {
 	.keepalive_timeout_ms = 75000,
 	.scoreboard_fd = -1,
 	.slowlog_fd = -1,
+	.preload_fd = -1,
 };
 const struct worker_opts *worker_opts = &opts;
 
@@ -121,6 +124,8 @@ usage(FILE *f)
 "  --queue-timeout MS      answer 503 to requests queued longer (REQUEST_START)\n"
 "  --scoreboard FD:SLOT    scoreboard memfd and slot (under fcgi-pm)\n"
 "  --slowlog-fd FD         where slow-request tracebacks go (SIGUSR2)\n"
+"  --preload=FD            import the app once, fork workers on the master's\n"
+"                          commands on control socket FD (under fcgi-pm)\n"
 "  --help, --version\n");
 }
 
@@ -144,7 +149,7 @@ parse_args(int argc, char **argv)
 {
 	enum { O_MODULE = 256, O_POOL, O_CHDIR, O_VENV, O_SCRIPT, O_PYPATH,
 	    O_THREADS, O_MAXREQ, O_MAXRSS, O_READTO, O_KEEPTO, O_QUEUETO,
-	    O_SB, O_SLOWLOG };
+	    O_SB, O_SLOWLOG, O_PRELOAD };
 	static const struct option lopts[] = {
 		{ "module", required_argument, NULL, O_MODULE },
 		{ "pool", required_argument, NULL, O_POOL },
@@ -160,6 +165,7 @@ parse_args(int argc, char **argv)
 		{ "queue-timeout", required_argument, NULL, O_QUEUETO },
 		{ "scoreboard", required_argument, NULL, O_SB },
 		{ "slowlog-fd", required_argument, NULL, O_SLOWLOG },
+		{ "preload", required_argument, NULL, O_PRELOAD },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -224,6 +230,12 @@ parse_args(int argc, char **argv)
 			if (parse_long(optarg, 0, INT_MAX, &v) == -1)
 				goto bad;
 			opts.slowlog_fd = (int)v;
+			break;
+		case O_PRELOAD:
+			if (parse_long(optarg, 0, INT_MAX, &v) == -1)
+				goto bad;
+			opts.preload_fd = (int)v;
+			opts.multiprocess = true;
 			break;
 		case 'h':
 			usage(stdout);
@@ -531,6 +543,7 @@ main(int argc, char **argv)
 	socklen_t len;
 	int i, listening = 0, timeout;
 	const char *dbg;
+	bool preloaded;
 
 	parse_args(argc, argv);
 	if ((dbg = getenv("FCGI_PM_WORKER_DEBUG")) != NULL && *dbg && *dbg != '0')
@@ -552,12 +565,6 @@ main(int argc, char **argv)
 		wlog(WLOG_ERROR, "fd 0: O_NONBLOCK: %s", strerror(errno));
 		exit(EXIT_OSERR);
 	}
-	if (opts.scoreboard_fd != -1)
-		scoreboard_attach();
-	if (sb != NULL || opts.max_rss_kb > 0)
-		statm_fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
-	sb_set_state(SB_WORKER_STARTING);
-
 	/*
 	 * Block the asynchronous signals before any thread exists, so every
 	 * thread (ours, the app's) inherits the mask and only the main thread
@@ -579,12 +586,29 @@ main(int argc, char **argv)
 	}
 	signal(SIGPIPE, SIG_IGN);
 	pthread_atfork(NULL, NULL, atfork_child);
+
+	/*
+	 * preload = yes: this process loads the app once and forks the
+	 * workers (preload.c); preload_run() returns only in a new worker,
+	 * app loaded, signals blocked, and goes on from here like any worker.
+	 * The signalfd reads the signals of whichever process reads it.
+	 */
+	preloaded = opts.preload_fd != -1;
+	if (preloaded)
+		preload_run(&opts, sig_fd, argc, argv);
+
+	if (opts.scoreboard_fd != -1)
+		scoreboard_attach();
+	if (sb != NULL || opts.max_rss_kb > 0)
+		statm_fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+	sb_set_state(SB_WORKER_STARTING);
+
 	if ((wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) == -1) {
 		wlog(WLOG_ERROR, "eventfd: %s", strerror(errno));
 		exit(EXIT_OSERR);
 	}
 
-	if (python_init(&opts) == -1)
+	if (!preloaded && python_init(&opts) == -1)
 		exit(EXIT_APP);
 	if (opts.slowlog_fd != -1 && python_register_slowlog(opts.slowlog_fd, SIGUSR2) == -1)
 		wlog(WLOG_WARNING, "slowlog: cannot register the traceback dump on SIGUSR2");

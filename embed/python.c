@@ -359,6 +359,16 @@ flush_std(const char *name)
 pid_t
 python_fork(void)
 {
+	return python_fork_with(fork);
+}
+
+/*
+ * python_fork() with FORKER in place of fork(2) (preload.c passes a raw
+ * clone that makes the child a sibling).  FORKER returns as fork(2).
+ */
+pid_t
+python_fork_with(pid_t (*forker)(void))
+{
 	PyGILState_STATE g;
 	pid_t pid;
 	int saved;
@@ -368,7 +378,7 @@ python_fork(void)
 	flush_std("stdout");
 	flush_std("stderr");
 	PyOS_BeforeFork();
-	pid = fork();
+	pid = forker();
 	saved = errno;
 	if (pid == 0)
 		PyOS_AfterFork_Child();

@@ -39,10 +39,26 @@ struct worker_opts {
 	int scoreboard_fd;		/* --scoreboard FD:SLOT, -1 = none */
 	int scoreboard_slot;
 	int slowlog_fd;			/* --slowlog-fd FD, -1 = none */
+	int preload_fd;			/* --preload=FD control socket, -1 = not preload */
 	bool multiprocess;		/* true under fcgi-pm (wsgi.multiprocess) */
 };
 
 extern const struct worker_opts *worker_opts;
+
+/* --------------------------------------------------------------- preload.c */
+
+/*
+ * Preload mode (--preload=FD): load the app once (python_init), tell the
+ * master on control socket FD, then fork one worker per command from the
+ * master.  Returns only in a new worker, with OPTS->scoreboard_slot and
+ * max_requests set and fds 1 and 2 on the worker's own output pipe; the
+ * worker goes on as any other (scoreboard, threads, serve).  Otherwise
+ * exits: 3 if the app cannot be loaded or started threads, 0 when told to
+ * stop (TERM, INT, QUIT) or when the master closes the socket.  SIG_FD is
+ * the signalfd of the blocked signals.  ARGC/ARGV as given to main, for
+ * the workers' command line.
+ */
+void preload_run(struct worker_opts *opts, int sig_fd, int argc, char **argv);
 
 /* ------------------------------------------------------------------ fcgi.c */
 
@@ -118,6 +134,18 @@ void python_thread_end(void);
 
 /* Finalize the interpreter after every request thread has been joined. */
 void python_finalize(void);
+
+/*
+ * fork(2) with Python's at-fork hooks, from a process that ran
+ * python_init() (preload mode): flushes sys.stdout and sys.stderr, runs
+ * PyOS_BeforeFork / AfterFork_Child / AfterFork_Parent (random reseeded,
+ * locks and the thread count reset in the child).  Call from the thread
+ * that ran python_init(), with no other thread running.  Returns as
+ * fork(2), without the GIL in both processes.  python_fork_with() calls
+ * FORKER instead of fork(2).
+ */
+pid_t python_fork(void);
+pid_t python_fork_with(pid_t (*forker)(void));
 
 /* Dump the Python traceback of every thread to FD (slowlog). Async-signal-safe path. */
 int python_register_slowlog(int fd, int signum);

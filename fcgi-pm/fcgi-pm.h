@@ -348,6 +348,7 @@ int pools_reap(struct pool *pools, size_t n);
 void pools_tick(struct pool *pools, size_t n, uint64_t now_ms);
 void pools_stop(struct pool *pools, size_t n, bool graceful);
 void pools_restart(struct pool *pools, size_t n, bool reset_backoff);
+void pool_signal_all(struct pool *p, int signo, long bound_ms, uint64_t now_ms);
 bool pools_stopped(const struct pool *pools, size_t n);
 void pools_close(struct pool *pools, size_t n);
 void pool_counters(const struct pool *p, struct pool_stats *out);

@@ -401,6 +401,9 @@ pool_maintain(struct pool *p, uint64_t now, int pending_hint)
 		log_debug(pc->name, 0, "starting %d workers: %d idle, %d starting, %d busy, "
 		    "%d connections waiting (spawn rate %d)", a.spawn, v.idle, v.starting,
 		    v.busy, v.pending, v.spawn_rate);
+	/* preload = yes: workers are forked by the preload process, once it loaded the app */
+	if (pc->preload && !preload_ready(p, now))
+		a.spawn = 0;
 	for (int i = 0; i < a.spawn; i++) {
 		if (pool_spawn(p, now) == -1)
 			break;
@@ -515,6 +518,13 @@ pools_reap(struct pool *pools, size_t n)
 					w = &p->workers[j];
 					break;
 				}
+			}
+		}
+		for (size_t i = 0; i < n && w == NULL && p == NULL; i++) {
+			if (pools[i].preload.pid == pid) {
+				p = &pools[i];
+				if (preload_reaped(p, st, now) && p->state == POOL_RUNNING)
+					note_failure(p, now, p->preload.started_ms);
 			}
 		}
 		if (w == NULL)
@@ -664,6 +674,7 @@ pools_tick(struct pool *pools, size_t n, uint64_t now)
 				    "starting workers normally again", (long)w->pid,
 				    POOL_HEALTHY_MS / 1000.0);
 		}
+		preload_tick(p, now);
 		pool_check_requests(p, now);
 		if (p->state == POOL_RUNNING)
 			pool_maintain(p, now, 0);
@@ -671,7 +682,7 @@ pools_tick(struct pool *pools, size_t n, uint64_t now)
 }
 
 /* Tell every live worker of P to stop with SIGNO, SIGKILL after BOUND_MS. */
-static void
+void
 pool_signal_all(struct pool *p, int signo, long bound_ms, uint64_t now)
 {
 	for (int j = 0; j < p->nslots; j++) {
@@ -703,6 +714,7 @@ pools_stop(struct pool *pools, size_t n, bool graceful)
 			pool_signal_all(p, SIGQUIT, p->control_timeout_ms, now);
 		else
 			pool_signal_all(p, SIGTERM, POOL_TERM_KILL_MS, now);
+		preload_stop(p, SIGTERM, POOL_TERM_KILL_MS, now);
 	}
 }
 
@@ -730,7 +742,10 @@ pools_restart(struct pool *pools, size_t n, bool reset_backoff)
 			log_notice(p->conf->name, 0, "restarting %d workers gracefully", count);
 		if (reset_backoff)
 			memset(&p->backoff, 0, sizeof(p->backoff));
-		pool_signal_all(p, SIGQUIT, p->control_timeout_ms, now);
+		if (p->conf->preload)
+			preload_restart(p, now);	/* new code: the workers go once it is ready */
+		else
+			pool_signal_all(p, SIGQUIT, p->control_timeout_ms, now);
 		pool_maintain(p, now, 0);
 	}
 }
@@ -740,6 +755,8 @@ bool
 pools_stopped(const struct pool *pools, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
+		if (pools[i].preload.pid != 0)
+			return false;
 		for (int j = 0; j < pools[i].nslots; j++) {
 			if (pools[i].workers[j].pid != 0)
 				return false;
@@ -811,6 +828,7 @@ pool_close(struct pool *p)
 	p->listen_watched = false;
 	sock_close(&p->sock);
 	sb_destroy(&p->sb);
+	preload_close(p);
 	if (p->slowlog_fd != -1)
 		close(p->slowlog_fd);
 	p->slowlog_fd = -1;
@@ -836,6 +854,7 @@ pool_open(struct pool *p, const struct pool_conf *pc, const struct conf *c,
 	p->slowlog_fd = -1;
 	p->sock.fd = -1;
 	p->sb.fd = -1;
+	preload_init(p);
 	p->control_timeout_ms = c->process_control_timeout_ms > 0 ?
 	    c->process_control_timeout_ms : DEFAULT_CONTROL_TIMEOUT_MS;
 	if (pc->max_children < 1) {

@@ -8,7 +8,8 @@
  *
  * The child's fds: 0 the pool's listening socket (FCGI_LISTENSOCK_FILENO),
  * 1 and 2 one pipe whose read end the master watches, 3 the scoreboard
- * memfd, 4 the slowlog file when the pool has one.  Nothing else.
+ * memfd, 4 the slowlog file when the pool has one, and for a pool's
+ * preload process (preload.c) 5 its control socket.  Nothing else.
  */
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -31,6 +32,7 @@
 
 #define CHILD_FD_SCOREBOARD	3
 #define CHILD_FD_SLOWLOG	4
+#define CHILD_FD_CONTROL	5
 #define DEFAULT_PATH		"PATH=/usr/local/bin:/usr/bin:/bin"
 
 extern char **environ;
@@ -153,15 +155,24 @@ worker_find_binary(const char *configured, char *out, size_t outlen)
 	return -1;
 }
 
-static void
-build_argv(struct strv *av, const struct worker *w, const char *binary)
+/* max_requests for a new worker: jitter spreads the recycling of workers started together. */
+long
+worker_max_requests(const struct pool_conf *pc)
 {
-	const struct pool_conf *pc = w->pool->conf;
 	long max_requests = pc->max_requests;
 
-	/* jitter spreads the recycling of workers started together */
 	if (max_requests > 0 && pc->max_requests_jitter > 0)
 		max_requests += random() % (pc->max_requests_jitter + 1);
+	return max_requests;
+}
+
+/* The command line of worker W, or with PRELOAD of its pool's preload process. */
+static void
+build_argv(struct strv *av, const struct worker *w, const char *binary, bool preload)
+{
+	const struct pool_conf *pc = w->pool->conf;
+	/* a preloaded worker gets its own from the spawn command */
+	long max_requests = preload ? 0 : worker_max_requests(pc);
 
 	strv_add(av, strdup(binary));
 	strv_add(av, strdup("--pool"));
@@ -207,11 +218,14 @@ build_argv(struct strv *av, const struct worker *w, const char *binary)
 		strv_addf(av, "%ld", pc->queue_timeout_ms);
 	}
 	strv_add(av, strdup("--scoreboard"));
-	strv_addf(av, "%d:%d", CHILD_FD_SCOREBOARD, w->slot);
+	strv_addf(av, "%d:%d", CHILD_FD_SCOREBOARD, preload ? 0 : w->slot);
 	if (w->pool->slowlog_fd != -1) {
 		strv_add(av, strdup("--slowlog-fd"));
 		strv_addf(av, "%d", CHILD_FD_SLOWLOG);
 	}
+	/* last, and in one piece: each forked worker blanks it (ps tells them apart) */
+	if (preload)
+		strv_addf(av, "--preload=%d", CHILD_FD_CONTROL);
 }
 
 static bool
@@ -290,13 +304,17 @@ child_fail(const char *what, const char *arg, const char *why, int err)
 	_exit(127);
 }
 
-/* In the child, between fork and exec: system calls only. */
+/*
+ * In the child, between fork and exec: system calls only.  CTL is the
+ * preload process's control socket, -1 for a worker.
+ */
 static void __attribute__((noreturn))
-child_exec(const struct worker *w, int pipe_w, const char *binary, char **argv, char **envp)
+child_exec(const struct worker *w, int pipe_w, int ctl, const char *binary, char **argv,
+    char **envp)
 {
 	const struct pool *p = w->pool;
 	const struct pool_conf *pc = p->conf;
-	int lfd, out, sbfd, slow = -1;
+	int lfd, out, sbfd, slow = -1, cfd = -1;
 	struct sigaction sa;
 	struct rlimit rl;
 	sigset_t none;
@@ -318,12 +336,14 @@ child_exec(const struct worker *w, int pipe_w, const char *binary, char **argv, 
 	if ((lfd = fcntl(p->sock.fd, F_DUPFD_CLOEXEC, 10)) == -1 ||
 	    (sbfd = fcntl(p->sb.fd, F_DUPFD_CLOEXEC, 10)) == -1 ||
 	    (p->slowlog_fd != -1 &&
-	    (slow = fcntl(p->slowlog_fd, F_DUPFD_CLOEXEC, 10)) == -1))
+	    (slow = fcntl(p->slowlog_fd, F_DUPFD_CLOEXEC, 10)) == -1) ||
+	    (ctl != -1 && (cfd = fcntl(ctl, F_DUPFD_CLOEXEC, 10)) == -1))
 		child_fail("duplicate the worker's fds", NULL, NULL, errno);
 	if (dup2(lfd, 0) == -1 || dup2(sbfd, CHILD_FD_SCOREBOARD) == -1 ||
-	    (slow != -1 && dup2(slow, CHILD_FD_SLOWLOG) == -1))
+	    (slow != -1 && dup2(slow, CHILD_FD_SLOWLOG) == -1) ||
+	    (cfd != -1 && dup2(cfd, CHILD_FD_CONTROL) == -1))
 		child_fail("set up the worker's fds", NULL, NULL, errno);
-	close_range(CHILD_FD_SLOWLOG + 1, ~0U, 0);
+	close_range(cfd != -1 ? CHILD_FD_CONTROL + 1 : CHILD_FD_SLOWLOG + 1, ~0U, 0);
 	if (slow == -1)
 		close(CHILD_FD_SLOWLOG);
 
@@ -355,38 +375,46 @@ child_exec(const struct worker *w, int pipe_w, const char *binary, char **argv, 
 }
 
 /*
- * Start worker W (its pool, slot and started_ms set by the caller; the
- * slot already assigned in the scoreboard): fork and exec BINARY with the
- * pool's arguments, environment and identity.  On success sets w->pid and
- * w->out_fd (non-blocking, to be watched by the caller) and returns 0;
- * on failure returns -1 after logging why.
+ * Fork and exec BINARY for W: a worker, or with CTL_FD non-NULL its pool's
+ * preload process, whose end of a new control socket goes into *CTL_FD.
+ * 0 or -1 as worker_spawn().
  */
-int
-worker_spawn(struct worker *w, const char *binary)
+static int
+spawn_process(struct worker *w, const char *binary, int *ctl_fd)
 {
 	const char *pool = w->pool->conf->name;
+	const char *what = ctl_fd ? "the preload process" : "a worker";
 	struct strv av = { 0 }, ev = { 0 };
-	int fds[2] = { -1, -1 };
+	int fds[2] = { -1, -1 }, ctl[2] = { -1, -1 };
 	pid_t pid;
 
-	build_argv(&av, w, binary);
+	build_argv(&av, w, binary, ctl_fd != NULL);
 	build_envp(&ev, w->pool);
 	if (av.failed || ev.failed) {
-		log_error(pool, 0, "cannot start a worker: out of memory");
+		log_error(pool, 0, "cannot start %s: out of memory", what);
 		goto fail;
 	}
 	if (pipe2(fds, O_CLOEXEC) == -1) {
-		log_error(pool, 0, "cannot start a worker: pipe: %s", strerror(errno));
+		log_error(pool, 0, "cannot start %s: pipe: %s", what, strerror(errno));
+		goto fail;
+	}
+	if (ctl_fd != NULL &&
+	    socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ctl) == -1) {
+		log_error(pool, 0, "cannot start %s: socketpair: %s", what, strerror(errno));
 		goto fail;
 	}
 	if ((pid = fork()) == -1) {
-		log_error(pool, 0, "cannot start a worker: fork: %s", strerror(errno));
+		log_error(pool, 0, "cannot start %s: fork: %s", what, strerror(errno));
 		goto fail;
 	}
 	if (pid == 0)
-		child_exec(w, fds[1], binary, av.v, ev.v);
+		child_exec(w, fds[1], ctl[1], binary, av.v, ev.v);
 	close(fds[1]);
 	fcntl(fds[0], F_SETFL, O_NONBLOCK);
+	if (ctl_fd != NULL) {
+		close(ctl[1]);
+		*ctl_fd = ctl[0];
+	}
 	w->pid = pid;
 	w->out_fd = fds[0];
 	w->linelen = 0;
@@ -395,13 +423,43 @@ worker_spawn(struct worker *w, const char *binary)
 	strv_free(&ev);
 	return 0;
 fail:
-	if (fds[0] != -1) {
-		close(fds[0]);
-		close(fds[1]);
+	for (int i = 0; i < 2; i++) {
+		if (fds[i] != -1)
+			close(fds[i]);
+		if (ctl[i] != -1)
+			close(ctl[i]);
 	}
 	strv_free(&av);
 	strv_free(&ev);
 	return -1;
+}
+
+/*
+ * Start worker W (its pool, slot and started_ms set by the caller; the
+ * slot already assigned in the scoreboard): fork and exec BINARY with the
+ * pool's arguments, environment and identity, or with preload = yes have
+ * the pool's preload process fork it (preload_fork(); the caller checked
+ * preload_ready()).  On success sets w->pid and w->out_fd (non-blocking,
+ * to be watched by the caller) and returns 0; on failure returns -1
+ * after logging why.
+ */
+int
+worker_spawn(struct worker *w, const char *binary)
+{
+	if (w->pool->conf->preload)
+		return preload_fork(w->pool, w);
+	return spawn_process(w, binary, NULL);
+}
+
+/*
+ * Start pool P's preload process in P->preload (its started_ms set by the
+ * caller): as a worker, with a control socket, whose master end goes into
+ * *CTL_FD.  0 or -1 as worker_spawn().
+ */
+int
+worker_spawn_preload(struct pool *p, int *ctl_fd)
+{
+	return spawn_process(&p->preload, p->binary, ctl_fd);
 }
 
 /* Send SIGNO to worker W if it is alive. */

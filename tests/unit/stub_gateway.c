@@ -64,6 +64,18 @@ python_finalize(void)
 	wlog(WLOG_NOTICE, "stub: finalized");
 }
 
+pid_t
+python_fork_with(pid_t (*forker)(void))
+{
+	return forker();
+}
+
+pid_t
+python_fork(void)
+{
+	return fork();
+}
+
 int
 python_register_slowlog(int fd, int signum)
 {
