@@ -112,6 +112,35 @@ def can_connect(addr, timeout=0.5):
         return False
 
 
+def is_listening(addr):
+    """True if something listens on ADDR (a unix socket path or a (host,
+    port) tuple), read from /proc/net without connecting: a probe
+    connection would itself wake an ondemand pool."""
+    if isinstance(addr, tuple):
+        host, port = addr
+        want = "%04X" % port
+        for f in ("/proc/net/tcp", "/proc/net/tcp6"):
+            try:
+                lines = open(f).read().splitlines()[1:]
+            except OSError:
+                continue
+            for line in lines:
+                fields = line.split()
+                if fields[3] == "0A" and fields[1].rsplit(":", 1)[1] == want:
+                    return True
+        return False
+    try:
+        lines = open("/proc/net/unix").read().splitlines()[1:]
+    except OSError:
+        return can_connect(addr)
+    for line in lines:
+        fields = line.split()
+        # Num RefCount Protocol Flags Type St Inode [Path]; 0x10000 = listening
+        if len(fields) >= 8 and fields[7] == addr and int(fields[3], 16) & 0x10000:
+            return True
+    return False
+
+
 def parse_listen(listen):
     """A pool's listen value as a connect address: a path, or (host, port)."""
     if listen.startswith("/"):
@@ -430,7 +459,7 @@ class FcgiPm:
             if not self.proc.running():
                 raise HarnessError("fcgi-pm exited with status %s during start-up:\n%s"
                                    % (self.proc.p.returncode, tail(self.log_path)))
-            return all(can_connect(self.address(n)) for n in self.pools)
+            return all(is_listening(self.address(n)) for n in self.pools)
         wait_until(ready, timeout, what="fcgi-pm's pool sockets to accept")
 
     def wait_workers(self, pool=None, count=None, timeout=20):
