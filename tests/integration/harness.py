@@ -473,7 +473,8 @@ class FcgiPm:
 
     def worker_pids(self, pool=None):
         """PIDs of the master's worker children (of POOL if given, when the
-        worker's argv names its pool)."""
+        worker's argv names its pool).  With preload = yes the preload
+        process is a child running fcgi-pm-worker too, and is counted."""
         out = []
         for pid, argv in children_of(self.proc.pid):
             if not any("fcgi-pm-worker" in a for a in argv[:1]):
