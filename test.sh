@@ -8,6 +8,10 @@
 #   MESON_OPTIONS="-Dsanitize=true" ./test.sh     the same, from the environment
 #   BUILD_DIR=build-asan ./test.sh   another build dir
 #   MESON_TEST_ARGS="--suite integration" ./test.sh   extra `meson test` arguments
+#   FCGI_PM_FULL=1 ./test.sh         also (as .ci/run does) the whole suite in
+#                                    an ASan+UBSan build ($BUILD_DIR-asan) and
+#                                    each libFuzzer target for FUZZ_SECONDS
+#                                    (default 30) in a clang build ($BUILD_DIR-fuzz)
 #
 # Exit status 0 only if nothing failed.
 set -u
@@ -22,7 +26,7 @@ MESON_TEST_ARGS=${MESON_TEST_ARGS:-}
 LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$(pwd)/tests/lsan.supp:print_suppressions=0}
 export LSAN_OPTIONS
 
-ensure_packages $FCGI_PM_BUILD_PKGS $FCGI_PM_RUN_PKGS $FCGI_PM_WEB_PKGS || {
+ensure_packages $FCGI_PM_BUILD_PKGS $FCGI_PM_RUN_PKGS $FCGI_PM_WEB_PKGS $FCGI_PM_CHECK_PKGS || {
 	echo "0 passed, 1 failed"; exit 1; }
 
 # A fresh build dir every time.  Not `meson setup --wipe`: it would keep the
@@ -52,4 +56,33 @@ fi
 echo "==> meson test -C $BUILD_DIR"
 # shellcheck disable=SC2086
 meson test -C "$BUILD_DIR" --print-errorlogs $MESON_TEST_ARGS </dev/null
-/usr/bin/python3 tests/count-results.py "$BUILD_DIR/meson-logs/testlog.json"
+LOGS="$BUILD_DIR/meson-logs/testlog.json"
+
+# fresh_build DIR OPTIONS...: a new meson build dir (removed first, as above).
+fresh_build() {
+	d=$1; shift
+	echo "==> meson setup $d $*"
+	rm -rf "$d" && meson setup "$d" "$@" || { rm -rf "$d"; return 1; }
+}
+
+if [ "${FCGI_PM_FULL:-}" = 1 ]; then
+	# The whole suite again with ASan + UBSan: the harness fails tests whose
+	# logs hold sanitizer reports.  A failed build leaves no testlog, which
+	# count-results.py counts as a failure.
+	if fresh_build "$BUILD_DIR-asan" -Dsanitize=true && ninja -C "$BUILD_DIR-asan"; then
+		echo "==> meson test -C $BUILD_DIR-asan"
+		# shellcheck disable=SC2086
+		meson test -C "$BUILD_DIR-asan" --print-errorlogs $MESON_TEST_ARGS </dev/null
+	fi
+	LOGS="$LOGS $BUILD_DIR-asan/meson-logs/testlog.json"
+	# libFuzzer targets (clang): only they are built in this dir.
+	if ensure_packages $FCGI_PM_FUZZ_PKGS &&
+	    (CC=clang; export CC; fresh_build "$BUILD_DIR-fuzz" -Dfuzz=true -Dtests=disabled) &&
+	    ninja -C "$BUILD_DIR-fuzz" tests/fuzz/fuzz_fcgi tests/fuzz/fuzz_environ tests/fuzz/fuzz_conf; then
+		echo "==> meson test -C $BUILD_DIR-fuzz --suite fuzz (${FUZZ_SECONDS:-30} s each)"
+		meson test -C "$BUILD_DIR-fuzz" --no-rebuild --suite fuzz --print-errorlogs </dev/null
+	fi
+	LOGS="$LOGS $BUILD_DIR-fuzz/meson-logs/testlog.json"
+fi
+# shellcheck disable=SC2086
+/usr/bin/python3 tests/count-results.py $LOGS

@@ -9,7 +9,11 @@ crashed before printing TAP is never lost; a non-TAP test counts once, by
 its result.  Prints the failures' names, then "N passed, M failed"; exits 0
 only if M == 0.
 
-usage: count-results.py [BUILD_DIR/meson-logs/testlog.json]
+usage: count-results.py [BUILD_DIR/meson-logs/testlog.json ...]
+
+With several testlogs (./test.sh in CI: the normal build, the sanitizer
+build, the fuzzers) everything is summed into the one closing line; a
+testlog that is missing (its build failed) counts as one failure.
 """
 import json
 import re
@@ -21,20 +25,25 @@ BAD = {"FAIL", "TIMEOUT", "ERROR", "UNEXPECTEDPASS"}
 
 
 def main():
-    path = sys.argv[1] if len(sys.argv) > 1 else "build/meson-logs/testlog.json"
+    paths = sys.argv[1:] or ["build/meson-logs/testlog.json"]
     passed = failed = skipped = 0
     failures = []
-    try:
-        lines = open(path, encoding="utf-8", errors="replace").read().splitlines()
-    except OSError as e:
-        print("count-results: cannot read %s: %s" % (path, e))
-        print("0 passed, 1 failed")
-        return 1
-    for line in lines:
+    lines = []
+    for path in paths:
+        # names of the extra builds' tests carry the build dir
+        tag = "" if path == paths[0] else path.split("/meson-logs/")[0] + ": "
+        try:
+            text = open(path, encoding="utf-8", errors="replace").read()
+        except OSError as e:
+            failed += 1
+            failures.append("%scannot read %s: %s (build or setup failed?)" % (tag, path, e))
+            continue
+        lines += [(tag, l) for l in text.splitlines()]
+    for tag, line in lines:
         if not line.strip():
             continue
         t = json.loads(line)
-        name, result = t.get("name", "?"), t.get("result", "?")
+        name, result = tag + t.get("name", "?"), t.get("result", "?")
         out = t.get("stdout") or ""
         t_pass = t_fail = t_skip = 0
         for l in out.splitlines():

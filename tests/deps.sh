@@ -10,6 +10,10 @@ FCGI_PM_RUN_PKGS="nginx-light python3-django python3-lxml python3-flask curl"
 # for the scale-out test (each test skips if what it needs is missing;
 # ./demo.sh does not need them).
 FCGI_PM_WEB_PKGS="lighttpd apache2 caddy iproute2"
+# CI's extra steps (FCGI_PM_FULL=1 ./test.sh): the libFuzzer targets need
+# clang and its runtime; the valgrind test needs valgrind.
+FCGI_PM_FUZZ_PKGS="clang libclang-rt-14-dev"
+FCGI_PM_CHECK_PKGS="valgrind"
 
 # pkg_missing PKG...: print the packages that are not installed.
 pkg_missing() {
