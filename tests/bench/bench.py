@@ -117,15 +117,24 @@ def cpu_stat():
 
 
 def pss_by_process(pids):
-    """[(pid, comm, PSS KiB)] for PIDS."""
+    """[(pid, comm, PSS KiB, USS KiB)] for PIDS.  USS (private pages) is
+    what one more such process would add; PSS also charges it its share of
+    the pages it shares."""
     out = []
     for p in pids:
         try:
             with open("/proc/%d/comm" % p) as f:
                 comm = f.read().strip()
+            vals = {}
+            with open("/proc/%d/smaps_rollup" % p) as f:
+                for line in f:
+                    k, _, rest = line.partition(":")
+                    if k in ("Pss", "Private_Clean", "Private_Dirty"):
+                        vals[k] = int(rest.split()[0])
         except OSError:
             continue
-        out.append((p, comm, pss_kb([p])))
+        out.append((p, comm, vals.get("Pss", 0),
+                    vals.get("Private_Clean", 0) + vals.get("Private_Dirty", 0)))
     return out
 
 
@@ -1031,15 +1040,18 @@ def targets_section(ctx, summ):
 def memory_section(ctx):
     if not ctx.mem_breakdown:
         return []
-    L = ["## Memory per process (PSS at the end of the run)\n",
-         "| server | processes (name pid: PSS MiB) | total MiB |", "|---|---|---:|"]
+    L = ["## Memory per process (at the end of the run)\n",
+         "PSS charges each process its share of shared pages; USS is its private pages, "
+         "i.e. what one more such process costs.\n",
+         "| server | processes (name pid: PSS / USS MiB) | total PSS MiB |", "|---|---|---:|"]
     for s in ctx.servers:
         procs = ctx.mem_breakdown.get(s.key)
         if not procs:
             continue
         L.append("| %s | %s | %.1f |" % (
-            s.label, ", ".join("%s %d: %.1f" % (c, p, k / 1024.0) for p, c, k in procs),
-            sum(k for _, _, k in procs) / 1024.0))
+            s.label, ", ".join("%s %d: %.1f / %.1f" % (c, p, k / 1024.0, u / 1024.0)
+                               for p, c, k, u in procs),
+            sum(k for _, _, k, _ in procs) / 1024.0))
     L.append("")
     return L
 
