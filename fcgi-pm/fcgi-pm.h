@@ -226,6 +226,8 @@ struct worker {
 	int out_fd;			/* read end of the stdout/stderr pipe, -1 when closed */
 	uint64_t started_ms;		/* loop_now_ms() at fork */
 	bool ending;			/* told to stop (QUIT/TERM): do not count it */
+	bool retiring;			/* a rolling restart replaces it: SIGQUIT once
+					   a new worker is ready (pools_roll) */
 	bool killed;			/* SIGKILL sent */
 	int stop_signal;		/* SIGQUIT or SIGTERM, the last one sent */
 	uint64_t stop_ms;		/* when it was first told to stop */
@@ -299,6 +301,11 @@ struct pool {
 	uint64_t *slow_marks;		/* [slot * nthreads + thread]: req_start_us
 					   already written to the slowlog */
 	struct pool_stats stats;
+
+	/* status and reloads (status.c, reload.c) */
+	uint64_t start_us;		/* CLOCK_REALTIME when the pool opened */
+	unsigned max_listen_queue;	/* the longest listen queue seen */
+	int roll_total;			/* workers a rolling restart replaces */
 };
 
 /* What the policy sees of a pool: a snapshot with no pointers into live state. */
@@ -336,6 +343,8 @@ struct pool_actions {
 #define POOL_BACKOFF_MAX_MS	30000
 #define POOL_TERM_KILL_MS	3000	/* TERM -> KILL bound for a fast stop */
 #define POOL_SCALE_MS		1000	/* php-fpm's idle server maintenance period */
+/* the pools array's size: room for pools a reload adds, as it never moves */
+#define POOLS_CAPACITY(n)	((n) * 3 + 32)
 
 void pool_decide(const struct pool_conf *pc, const struct pool_view *v,
     struct pool_actions *a);
@@ -352,6 +361,12 @@ void pool_signal_all(struct pool *p, int signo, long bound_ms, uint64_t now_ms);
 bool pools_stopped(const struct pool *pools, size_t n);
 void pools_close(struct pool *pools, size_t n);
 void pool_counters(const struct pool *p, struct pool_stats *out);
+int pool_create(struct pool *p, const struct pool_conf *pc, const struct conf *c,
+    const char *binary, struct listen_sock *take);
+void pool_destroy(struct pool *p);
+bool pool_unused(const struct pool *p);
+void pool_retire(struct pool *p);
+void pools_roll(struct pool *pools, size_t n, uint64_t now);
 
 /* --------------------------------------------------------------- preload.c */
 
@@ -382,5 +397,137 @@ int notify_ready(const struct pool *pools, size_t n, uint64_t now_ms);
 int notify_reloading(void);
 void notify_status(const struct pool *pools, size_t n, uint64_t now_ms, bool force);
 const char *notify_status_text(const struct pool *pools, size_t n, char *buf, size_t len);
+
+
+/* ---------------------------------------------------------------- status.c */
+
+/* A growable string: the status pages are built in one before being sent. */
+struct buf {
+	char *data;			/* NUL-terminated, NULL while empty */
+	size_t len, cap;
+	bool failed;			/* out of memory: the content is incomplete */
+};
+
+int buf_add(struct buf *b, const char *s, size_t len);
+int buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void buf_free(struct buf *b);
+
+enum status_format { STATUS_TEXT, STATUS_JSON, STATUS_PROMETHEUS, STATUS_OPENMETRICS };
+
+/* A worker's state as php-fpm's status page names it. */
+enum worker_status_state {
+	WORKER_ST_STARTING, WORKER_ST_IDLE, WORKER_ST_READING, WORKER_ST_RUNNING,
+	WORKER_ST_ENDING,
+};
+
+/* One worker's row of the status page (`full`). */
+struct status_worker {
+	pid_t pid;
+	enum worker_status_state state;
+	uint64_t start_us;		/* CLOCK_REALTIME */
+	uint64_t requests;
+	bool in_request;		/* the request columns are the current request's */
+	int busy_threads;		/* threads reading or running a request */
+	uint64_t duration_us;		/* current request so far, else the last one's */
+	char method[16];
+	char uri[256];
+	uint64_t content_length;
+	double last_cpu_pct;		/* last request's CPU time / its duration */
+	uint64_t last_memory_bytes;	/* worker's peak RSS after the last request */
+	uint64_t rss_bytes;		/* current RSS */
+};
+
+/* One pool's line of the status page, php-fpm's fields. */
+struct status_pool {
+	char name[64];
+	const char *pm;			/* static string */
+	enum pool_state state;
+	uint64_t start_us;		/* CLOCK_REALTIME */
+	uint64_t accepted;		/* requests accepted since the pool started */
+	unsigned listen_queue, max_listen_queue, listen_queue_len;
+	int idle, active, total, max_active, max_children;
+	uint64_t max_children_reached, slow_requests;
+	struct status_worker *workers;	/* full only */
+	size_t nworkers;
+};
+
+struct status_snapshot {
+	uint64_t now_us;		/* CLOCK_REALTIME */
+	pid_t master_pid;
+	struct status_pool *pools;
+	size_t npools;
+};
+
+int status_collect(struct pool *pools, size_t n, const char *only, bool full,
+    struct status_snapshot *s);
+void status_sample(struct pool *pools, size_t n);
+void status_free(struct status_snapshot *s);
+int status_render(const struct status_snapshot *s, enum status_format f, bool full,
+    bool one_pool, struct buf *b);
+const char *status_content_type(enum status_format f);
+const char *status_worker_state_name(enum worker_status_state st);
+
+/* --------------------------------------------------------------- control.c */
+
+/*
+ * What the status socket asks of the master (main.c implements them): each
+ * returns 0 or -1 and may write a message for the client into MSG.
+ */
+struct control_ops {
+	int (*reload)(const char *pool, struct buf *msg);
+	int (*restart)(const char *pool, struct buf *msg);
+	int (*stop)(bool graceful, struct buf *msg);
+	int (*reopen_logs)(struct buf *msg);
+	/* the pools to show, for status */
+	void (*pools)(struct pool **pools, size_t *n);
+};
+
+int control_open(const struct conf *c, const struct control_ops *ops);
+void control_close(void);
+void control_tick(uint64_t now_ms);
+bool control_same(const struct conf *a, const struct conf *b);
+
+/* ------------------------------------------------------------------- ctl.c */
+
+int ctl_status(const struct conf *c, int argc, char **argv);
+int ctl_reload(const struct conf *c, int argc, char **argv);
+int ctl_restart(const struct conf *c, int argc, char **argv);
+int ctl_stop(const struct conf *c, int argc, char **argv);
+int ctl_reopen_logs(const struct conf *c, int argc, char **argv);
+
+/* ---------------------------------------------------------------- reload.c */
+
+enum reload_action {
+	RELOAD_KEEP,			/* unchanged: the pool adopts the new pool_conf */
+	RELOAD_ROLL,			/* changed: a new pool replaces it, old workers drain */
+	RELOAD_REMOVE,			/* gone from the configuration: drain and stop */
+	RELOAD_ADD,			/* new: start it */
+	RELOAD_IGNORE,			/* not the pool asked for: leave it as it runs */
+};
+
+/* One step of a reload plan. */
+struct reload_step {
+	enum reload_action action;
+	int old;			/* index into the running pools, -1 for ADD */
+	int new;			/* index into the new conf's pools, -1 for REMOVE/IGNORE */
+	bool same_listen;		/* ROLL: the listening socket carries over */
+};
+
+struct reload_plan {
+	struct reload_step *steps;
+	size_t nsteps;
+	int added, removed, rolled, kept;
+};
+
+int reload_plan(const struct pool_conf *const *old, size_t nold, const struct conf *nc,
+    const char *only, struct reload_plan *plan, char *err, size_t errlen);
+void reload_plan_free(struct reload_plan *plan);
+int reload_roll_quota(int old_total, int old_serving, int new_ready, int new_starting,
+    bool ondemand);
+int reload_apply(struct pool *pools, size_t *npools, size_t capacity, const struct conf *nc,
+    const char *only, const char *binary, struct buf *msg);
+void reload_sweep(struct pool *pools, size_t npools);
+bool reload_pool_changed(const struct pool_conf *a, const struct pool_conf *b);
+bool reload_same_listen(const struct pool_conf *a, const struct pool_conf *b);
 
 #endif

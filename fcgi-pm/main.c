@@ -37,6 +37,12 @@ static uint64_t exit_deadline_ms;
 static int pidfile_fd = -1;
 static uint64_t *crash_times;		/* emergency_restart_threshold ring */
 static size_t crash_next;
+static size_t pools_cap;		/* the pools array's room (POOLS_CAPACITY) */
+static const char *worker_path;		/* fcgi-pm-worker, for pools a reload starts */
+static bool log_to_stderr;		/* -F: a reload leaves the log alone */
+static struct conf **retired;		/* earlier configurations draining pools still use */
+static size_t nretired;
+static bool control_reopen;		/* a reload changed status_socket: reopen at the tick */
 
 /*
  * Commands for a running master, `fcgi-pm [-c file] COMMAND [args]`: each
@@ -50,6 +56,11 @@ struct command {
 };
 
 static const struct command commands[] = {
+	{ "status", ctl_status },
+	{ "reload", ctl_reload },
+	{ "restart", ctl_restart },
+	{ "stop", ctl_stop },
+	{ "reopen-logs", ctl_reopen_logs },
 	{ NULL, NULL },
 };
 
@@ -68,6 +79,9 @@ usage(int status)
 {
 	fprintf(status ? stderr : stdout,
 	    "usage: fcgi-pm [-FDt] [-c file]\n"
+	    "       fcgi-pm [-c file] status [POOL] [--full] [--json|--prometheus|--openmetrics]\n"
+	    "       fcgi-pm [-c file] reload [POOL] | restart [POOL] | stop [--graceful] | "
+	    "reopen-logs\n"
 	    "  -c file    configuration file (default " DEFAULT_CONF ")\n"
 	    "  -F         stay in the foreground and log to stderr\n"
 	    "  -D         run in the background (daemon)\n"
@@ -189,6 +203,195 @@ note_crashes(int count, uint64_t now)
 	pools_restart(pools, npools, false);
 }
 
+/* Does some open pool still use a pool_conf of C? */
+static bool
+conf_in_use(const struct conf *c)
+{
+	for (size_t i = 0; i < npools; i++) {
+		const struct pool_conf *pc = pools[i].conf;
+
+		if (!pool_unused(&pools[i]) && pc >= c->pools && pc < c->pools + c->npools)
+			return true;
+	}
+	return false;
+}
+
+/* Free the earlier configurations no pool uses any more. */
+static void
+retired_sweep(void)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < nretired; i++) {
+		if (conf_in_use(retired[i]))
+			retired[k++] = retired[i];
+		else
+			conf_free(retired[i]);
+	}
+	nretired = k;
+}
+
+static int
+retire_conf(struct conf *c)
+{
+	struct conf **r = realloc(retired, (nretired + 1) * sizeof(*r));
+
+	if (r == NULL)
+		return -1;
+	retired = r;
+	retired[nretired++] = c;
+	return 0;
+}
+
+/* The main file's settings that only a restart applies: say so. */
+static void
+warn_restart_only(const struct conf *o, const struct conf *n)
+{
+	static const char *const what[] = { "pid_file", "worker_binary" };
+	const char *const ov[] = { o->pid_file, o->worker_binary };
+	const char *const nv[] = { n->pid_file, n->worker_binary };
+
+	for (size_t i = 0; i < 2; i++) {
+		if ((ov[i] == NULL) != (nv[i] == NULL) ||
+		    (ov[i] != NULL && strcmp(ov[i], nv[i]) != 0))
+			log_warning(NULL, 0, "reload: %s changed; it takes effect when "
+			    "fcgi-pm is restarted", what[i]);
+	}
+	if (o->emergency_restart_threshold != n->emergency_restart_threshold ||
+	    o->emergency_restart_interval_ms != n->emergency_restart_interval_ms)
+		log_warning(NULL, 0, "reload: emergency_restart_threshold/interval changed; "
+		    "they take effect when fcgi-pm is restarted");
+}
+
+/*
+ * Reload: read the main file again and apply the difference to the pools
+ * (only pool ONLY if not NULL).  A configuration with errors is refused,
+ * every error logged and written to MSG, and the running one kept.
+ * 0, or -1 (MSG says why).
+ */
+static int
+do_reload(const char *only, struct buf *msg)
+{
+	enum log_level level = LOG_LVL_NOTICE;
+	char err[8192];
+	struct conf *nc;
+	int rc;
+
+	if (stopping) {
+		buf_printf(msg, "fcgi-pm is stopping: no reload");
+		return -1;
+	}
+	err[0] = '\0';
+	if ((nc = conf_load(conf->file, err, sizeof(err))) == NULL ||
+	    (nc->log_level != NULL && log_level_parse(nc->log_level, &level) == -1)) {
+		if (nc != NULL)
+			snprintf(err, sizeof(err), "%s: option 'log_level': '%s' is not "
+			    "error, warning, notice or debug", nc->file, nc->log_level);
+		for (char *line = err, *next; *line != '\0'; line = next) {
+			next = line + strcspn(line, "\n");
+			if (*next == '\n')
+				*next++ = '\0';
+			if (*line != '\0')
+				log_error(NULL, 0, "reload refused: %s", line);
+		}
+		log_error(NULL, 0, "reload refused: %s has errors; the running configuration "
+		    "is kept", conf->file);
+		buf_printf(msg, "the configuration has errors; the running one is kept:\n%s",
+		    err[0] ? err : "cannot load it\n");
+		conf_free(nc);
+		return -1;
+	}
+	log_notice(NULL, 0, "reloading %s%s%s", nc->file, only ? " for pool " : "",
+	    only ? only : "");
+	notify_reloading();
+	rc = reload_apply(pools, &npools, pools_cap, nc, only, worker_path, msg);
+	if (only == NULL) {
+		log_set_level(level);
+		if (!log_to_stderr && (conf->error_log == NULL) != (nc->error_log == NULL))
+			log_open(nc->error_log);
+		else if (!log_to_stderr && nc->error_log != NULL &&
+		    strcmp(conf->error_log, nc->error_log) != 0 && log_open(nc->error_log) == -1)
+			log_error(NULL, 0, "reload: error_log %s: %s; logging on to the old one",
+			    nc->error_log, strerror(errno));
+		if (!control_same(conf, nc))
+			control_reopen = true;
+		warn_restart_only(conf, nc);
+		if (retire_conf(conf) == 0)
+			conf = nc;
+		else
+			retire_conf(nc);	/* (best effort when out of memory) */
+	} else
+		retire_conf(nc);
+	retired_sweep();
+	notify_ready(pools, npools, loop_now_ms());
+	log_notice(NULL, 0, "reload %s", rc == 0 ? "done" : "done with errors (see above)");
+	return rc;
+}
+
+/* restart [POOL]: roll the workers of POOL, or of every pool. */
+static int
+do_restart(const char *pool, struct buf *msg)
+{
+	if (stopping) {
+		buf_printf(msg, "fcgi-pm is stopping");
+		return -1;
+	}
+	if (pool == NULL) {
+		log_notice(NULL, 0, "restart requested: restarting every pool's workers "
+		    "gracefully");
+		pools_restart(pools, npools, true);
+		buf_printf(msg, "restarting every pool's workers\n");
+		return 0;
+	}
+	for (size_t i = 0; i < npools; i++) {
+		if (pools[i].state == POOL_RUNNING && !pool_unused(&pools[i]) &&
+		    strcmp(pools[i].conf->name, pool) == 0) {
+			pools_restart(&pools[i], 1, true);
+			buf_printf(msg, "restarting pool %s's workers\n", pool);
+			return 0;
+		}
+	}
+	buf_printf(msg, "no running pool named %s", pool);
+	return -1;
+}
+
+static int
+do_stop(bool graceful, struct buf *msg)
+{
+	(void)msg;
+	log_notice(NULL, 0, "stop requested on the status socket: stopping %s",
+	    graceful ? "gracefully, workers finish their requests" : "now");
+	stop(graceful, loop_now_ms());
+	return 0;
+}
+
+static int
+do_reopen_logs(struct buf *msg)
+{
+	if (log_reopen() == -1) {
+		buf_printf(msg, "cannot reopen error_log: %s", strerror(errno));
+		return -1;
+	}
+	log_notice(NULL, 0, "error_log reopened");
+	buf_printf(msg, "error_log reopened\n");
+	return 0;
+}
+
+static void
+get_pools(struct pool **p, size_t *n)
+{
+	*p = pools;
+	*n = npools;
+}
+
+static const struct control_ops control_ops = {
+	.reload = do_reload,
+	.restart = do_restart,
+	.stop = do_stop,
+	.reopen_logs = do_reopen_logs,
+	.pools = get_pools,
+};
+
 static void
 on_signal(int signo)
 {
@@ -214,14 +417,14 @@ on_signal(int signo)
 		if (log_reopen() == 0)
 			log_notice(NULL, 0, "SIGUSR1: error_log reopened");
 		break;
-	case SIGHUP:
-		/* reading the configuration again and applying the difference comes next */
-		log_notice(NULL, 0, "SIGHUP: this build does not reload the configuration "
-		    "yet; restarting every pool's workers gracefully, as SIGUSR2 does");
-		notify_reloading();
-		pools_restart(pools, npools, true);
-		notify_ready(pools, npools, loop_now_ms());
+	case SIGHUP: {
+		struct buf msg = { 0 };
+
+		log_notice(NULL, 0, "SIGHUP: reloading the configuration");
+		do_reload(NULL, &msg);
+		buf_free(&msg);
 		break;
+	}
 	case SIGUSR2:
 		log_notice(NULL, 0, "SIGUSR2: restarting every pool's workers gracefully");
 		pools_restart(pools, npools, true);
@@ -233,7 +436,19 @@ static void
 on_tick(uint64_t now)
 {
 	pools_tick(pools, npools, now);
+	pools_roll(pools, npools, now);
+	control_tick(now);
 	if (!stopping) {
+		status_sample(pools, npools);
+		reload_sweep(pools, npools);
+		retired_sweep();
+		if (control_reopen) {
+			control_reopen = false;
+			control_close();
+			if (control_open(conf, &control_ops) == -1)
+				log_error(NULL, 0, "the status socket is closed until the next "
+				    "reload or restart");
+		}
 		notify_status(pools, npools, now, false);
 		return;
 	}
@@ -324,6 +539,9 @@ main(int argc, char *argv[])
 	if ((conf = conf_load(conffile, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "%s%s", err[0] ? err : "fcgi-pm: cannot load the configuration\n",
 		    err[0] && err[strlen(err) - 1] != '\n' ? "\n" : "");
+		if (optind < argc)
+			fprintf(stderr, "fcgi-pm: %s not sent: fix the configuration first (a "
+			    "running fcgi-pm keeps the configuration it has)\n", argv[optind]);
 		return EX_CONFIG_STATUS;
 	}
 	if (conf->log_level != NULL && log_level_parse(conf->log_level, &level) == -1) {
@@ -332,16 +550,17 @@ main(int argc, char *argv[])
 		conf_free(conf);
 		return EX_CONFIG_STATUS;
 	}
-	if (test_conf(conf) == -1) {
-		conf_free(conf);
-		return EX_CONFIG_STATUS;
-	}
+	/* a command needs only status_socket: no -t checks (they depend on who runs it) */
 	if (optind < argc) {
 		const struct command *cmd = find_command(argv[optind]);
 
 		status = cmd->run(conf, argc - optind, argv + optind);
 		conf_free(conf);
 		return status;
+	}
+	if (test_conf(conf) == -1) {
+		conf_free(conf);
+		return EX_CONFIG_STATUS;
 	}
 	if (test) {
 		printf("fcgi-pm: the configuration file %s syntax is ok, %zu pools\n",
@@ -368,6 +587,9 @@ main(int argc, char *argv[])
 		return 1;
 	}
 	npools = conf->npools;
+	pools_cap = POOLS_CAPACITY(conf->npools);
+	worker_path = binary;
+	log_to_stderr = foreground;
 	if (npools == 0)
 		log_warning(NULL, 0, "no pool is configured (include_dir %s); idle until "
 		    "stopped", conf->include_dir ? conf->include_dir : "unset");
@@ -409,6 +631,14 @@ main(int argc, char *argv[])
 	/* 5. the pools, 6. the loop */
 	if (loop_init(on_signal, on_tick, TICK_MS) == -1)
 		fatal("cannot create the event loop: %s", strerror(errno));
+	if (control_open(conf, &control_ops) == -1) {
+		pools_close(pools, npools);
+		if (conf->pid_file != NULL)
+			pidfile_remove(conf->pid_file);
+		loop_free();
+		conf_free(conf);
+		return 1;
+	}
 	srandom((unsigned)time(NULL) ^ (unsigned)getpid());
 	log_notice(NULL, 0, "fcgi-pm %s started, pid %ld, %zu pools, worker %s",
 	    FCGI_PM_VERSION, (long)getpid(), npools, binary);
@@ -420,12 +650,16 @@ main(int argc, char *argv[])
 		status = 1;
 	}
 
+	control_close();
 	pools_close(pools, npools);
 	if (conf->pid_file != NULL)
 		pidfile_remove(conf->pid_file);
 	log_notice(NULL, 0, "exiting");
 	loop_free();
 	free(crash_times);
+	for (size_t i = 0; i < nretired; i++)
+		conf_free(retired[i]);
+	free(retired);
 	conf_free(conf);
 	return status;
 }

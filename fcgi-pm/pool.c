@@ -221,7 +221,7 @@ pool_view_of(const struct pool *p, uint64_t now, int pending_hint, struct pool_v
 			v->free_slots++;
 			continue;
 		}
-		if (w->ending) {
+		if (w->ending || w->retiring) {	/* retiring: its replacement counts */
 			v->ending++;
 			continue;
 		}
@@ -489,7 +489,7 @@ worker_reaped(struct pool *p, struct worker *w, int st, uint64_t now)
 	p->stats.queue_timeouts += sv.queue_timeouts;
 	sb_slot_release(&p->sb, (uint32_t)w->slot);
 	w->pid = 0;
-	w->ending = w->killed = false;
+	w->ending = w->killed = w->retiring = false;
 	if (failed && p->state == POOL_RUNNING)
 		note_failure(p, now, w->started_ms);
 	return WIFSIGNALED(st) && (WTERMSIG(st) == SIGSEGV || WTERMSIG(st) == SIGBUS);
@@ -654,6 +654,8 @@ pools_tick(struct pool *pools, size_t n, uint64_t now)
 	for (size_t i = 0; i < n; i++) {
 		struct pool *p = &pools[i];
 
+		if (pool_unused(p))	/* an entry a reload closed */
+			continue;
 		for (int j = 0; j < p->nslots; j++) {
 			struct worker *w = &p->workers[j];
 
@@ -719,9 +721,10 @@ pools_stop(struct pool *pools, size_t n, bool graceful)
 }
 
 /*
- * Restart every running pool's workers gracefully: each gets SIGQUIT and
- * finishes its in-flight requests while a replacement starts in a spare
- * slot, so the pool keeps serving.  RESET_BACKOFF when an operator asks
+ * Restart every running pool's workers gracefully: replacements start in
+ * spare slots first, and each old worker gets SIGQUIT (and finishes its
+ * in-flight requests) only as a new one is ready (pools_roll), so the pool
+ * keeps its capacity.  RESET_BACKOFF when an operator asks
  * (USR2: "the code is fixed"), not for an automatic restart, which must not
  * turn a crash loop into a spawn loop.
  */
@@ -745,7 +748,7 @@ pools_restart(struct pool *pools, size_t n, bool reset_backoff)
 		if (p->conf->preload)
 			preload_restart(p, now);	/* new code: the workers go once it is ready */
 		else
-			pool_signal_all(p, SIGQUIT, p->control_timeout_ms, now);
+			pool_retire(p);		/* pools_roll() stops them as new ones are ready */
 		pool_maintain(p, now, 0);
 	}
 }
@@ -840,9 +843,10 @@ pool_close(struct pool *p)
 	p->slow_marks = NULL;
 }
 
+/* TAKE: a listening socket to adopt (a reload hands it over), NULL = open one. */
 static int
 pool_open(struct pool *p, const struct pool_conf *pc, const struct conf *c,
-    const char *binary)
+    const char *binary, struct listen_sock *take)
 {
 	const char *name = pc->name;
 	int threads = pc->threads > 0 ? pc->threads : 1;
@@ -854,6 +858,7 @@ pool_open(struct pool *p, const struct pool_conf *pc, const struct conf *c,
 	p->slowlog_fd = -1;
 	p->sock.fd = -1;
 	p->sb.fd = -1;
+	p->start_us = realtime_us();
 	preload_init(p);
 	p->control_timeout_ms = c->process_control_timeout_ms > 0 ?
 	    c->process_control_timeout_ms : DEFAULT_CONTROL_TIMEOUT_MS;
@@ -863,7 +868,10 @@ pool_open(struct pool *p, const struct pool_conf *pc, const struct conf *c,
 	}
 	if (pool_identity(p) == -1)
 		goto fail;
-	if (sock_open(&p->sock, pc) == -1)
+	if (take != NULL) {
+		p->sock = *take;
+		take->fd = -1;
+	} else if (sock_open(&p->sock, pc) == -1)
 		goto fail;
 	/* twice max_children: a graceful restart starts new workers while old ones finish */
 	p->nslots = 2 * pc->max_children;
@@ -890,6 +898,10 @@ pool_open(struct pool *p, const struct pool_conf *pc, const struct conf *c,
 	}
 	return 0;
 fail:
+	if (take != NULL && p->sock.fd != -1) {
+		*take = p->sock;	/* give it back: its pool keeps serving */
+		p->sock.fd = -1;
+	}
 	pool_close(p);
 	return -1;
 }
@@ -898,7 +910,8 @@ fail:
  * Open every pool of C: resolve its workers' identity, create its
  * listening socket (as root: with owner, group and mode), its scoreboard
  * and slowlog.  BINARY is fcgi-pm-worker's path and must outlive the
- * pools.  On success *POOLS is an array of c->npools; on failure returns
+ * pools.  On success *POOLS is an array of c->npools (with room for
+ * POOLS_CAPACITY(c->npools): see reload_apply); on failure returns
  * -1 after logging why, with nothing left open.
  */
 int
@@ -906,10 +919,11 @@ pools_open(struct pool **pools, const struct conf *c, const char *binary)
 {
 	struct pool *ps;
 
-	if ((ps = calloc(c->npools ? c->npools : 1, sizeof(*ps))) == NULL)
+	/* room for pools a reload adds: the array never moves (workers point into it) */
+	if ((ps = calloc(POOLS_CAPACITY(c->npools), sizeof(*ps))) == NULL)
 		return -1;
 	for (size_t i = 0; i < c->npools; i++) {
-		if (pool_open(&ps[i], &c->pools[i], c, binary) == -1) {
+		if (pool_open(&ps[i], &c->pools[i], c, binary, NULL) == -1) {
 			pools_close(ps, i);
 			return -1;
 		}
@@ -952,7 +966,7 @@ pools_close(struct pool *pools, size_t n)
 
 		for (int j = 0; pools[i].workers != NULL && j < pools[i].nslots; j++)
 			worker_close_output(&pools[i].workers[j]);
-		if (pools[i].state != POOL_NEW) {
+		if (pools[i].state != POOL_NEW && pools[i].workers != NULL) {
 			pool_counters(&pools[i], &st);
 			log_notice(pools[i].conf->name, 0, "served %llu requests, %llu "
 			    "answered 503 by queue_timeout, %llu slow, %llu terminated; "
@@ -985,5 +999,134 @@ pool_counters(const struct pool *p, struct pool_stats *out)
 		sb_slot_read(&p->sb, (uint32_t)i, &sv);
 		out->accepted += sv.requests;
 		out->queue_timeouts += sv.queue_timeouts;
+	}
+}
+
+/* ------------------------------------------------ lifecycle for reloads */
+
+/* What a closed array entry points at, so no p->conf is ever NULL. */
+static const struct pool_conf closed_conf = { .name = (char *)"(closed)" };
+
+/*
+ * Open pool PC of configuration C into the unused entry *P (as pools_open
+ * does for one pool), adopting the listening socket *TAKE when not NULL
+ * (TAKE->fd is then -1; on failure it is given back).  Start it with
+ * pools_start(P, 1).  Returns 0, or -1 after logging why.
+ */
+int
+pool_create(struct pool *p, const struct pool_conf *pc, const struct conf *c,
+    const char *binary, struct listen_sock *take)
+{
+	return pool_open(p, pc, c, binary, take);
+}
+
+/*
+ * Close pool P whose workers are all reaped: its socket (unless handed
+ * over), scoreboard and slowlog.  The entry stays in the array, unused
+ * (pool_unused) until a reload reuses it.
+ */
+void
+pool_destroy(struct pool *p)
+{
+	for (int j = 0; p->workers != NULL && j < p->nslots; j++)
+		worker_close_output(&p->workers[j]);
+	pool_close(p);
+	p->conf = &closed_conf;
+	p->state = POOL_NEW;
+	p->nslots = 0;
+	p->roll_total = 0;
+}
+
+/* Is array entry P free (never opened, or destroyed)? */
+bool
+pool_unused(const struct pool *p)
+{
+	return p->workers == NULL;
+}
+
+/*
+ * Mark every serving worker of P as retiring: it keeps serving, its
+ * replacement starts now, and pools_roll() tells it to finish once enough
+ * new workers are ready.
+ */
+void
+pool_retire(struct pool *p)
+{
+	for (int j = 0; j < p->nslots; j++) {
+		struct worker *w = &p->workers[j];
+
+		if (w->pid != 0 && !w->ending && !w->retiring) {
+			w->retiring = true;
+			p->roll_total++;
+		}
+	}
+}
+
+/* The running pool that takes over from P: P itself, or its reload successor. */
+static struct pool *
+roll_successor(struct pool *pools, size_t n, struct pool *p)
+{
+	if (p->state == POOL_RUNNING)
+		return p;
+	if (p->state != POOL_STOPPING)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		if (&pools[i] != p && pools[i].state == POOL_RUNNING &&
+		    pools[i].workers != NULL && strcmp(pools[i].conf->name, p->conf->name) == 0)
+			return &pools[i];
+	}
+	return NULL;
+}
+
+/*
+ * The rolling restarts' pace (the tick calls it): for every pool with
+ * retiring workers, tell as many to finish (SIGQUIT) as new workers of
+ * the pool or of its reload successor became ready (reload_roll_quota).
+ * A pool being removed, or stopped, lets them all go.
+ */
+void
+pools_roll(struct pool *pools, size_t n, uint64_t now)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct pool *p = &pools[i], *s;
+		int serving = 0, ready = 0, starting = 0, quota;
+
+		for (int j = 0; j < p->nslots; j++)
+			serving += p->workers[j].pid != 0 && p->workers[j].retiring &&
+			    !p->workers[j].ending;
+		if (serving == 0) {
+			if (p->roll_total > 0)
+				log_notice(p->conf->name, 0, "rolling restart done: %d workers "
+				    "replaced", p->roll_total);
+			p->roll_total = 0;
+			continue;
+		}
+		if ((s = roll_successor(pools, n, p)) != NULL) {
+			for (int j = 0; j < s->nslots; j++) {
+				const struct worker *w = &s->workers[j];
+				struct sb_slot_view sv;
+
+				if (w->pid == 0 || w->ending || w->retiring)
+					continue;
+				sb_slot_read(&s->sb, (uint32_t)j, &sv);
+				if (sv.state == SB_WORKER_READY)
+					ready++;
+				else if (sv.state == SB_WORKER_STARTING)
+					starting++;
+			}
+			quota = reload_roll_quota(p->roll_total, serving, ready, starting,
+			    s->conf->pm == PM_ONDEMAND);
+		} else
+			quota = serving;
+		for (int j = 0; j < p->nslots && quota > 0; j++) {
+			struct worker *w = &p->workers[j];
+
+			if (w->pid == 0 || !w->retiring || w->ending)
+				continue;
+			log_debug(p->conf->name, 0, "worker %ld: its replacement is ready; "
+			    "telling it to finish", (long)w->pid);
+			worker_stop(w, SIGQUIT, p->control_timeout_ms, now);
+			quota--;
+		}
 	}
 }
