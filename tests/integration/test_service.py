@@ -386,7 +386,7 @@ class Install(harness.TestCase):
             "logrotate": r"/logrotate\.d/fcgi-pm$",
             "unit": r"/systemd/system/fcgi-pm\.service$",
             "socket unit": r"/systemd/system/fcgi-pm\.socket$",
-            "nginx snippet": r"/doc/fcgi-pm/examples/nginx/django-site\.conf$",
+            "web-server examples": r"/doc/fcgi-pm/examples/nginx$",
             "README": r"/doc/fcgi-pm/README\.md$",
         }
         found = {}
@@ -401,6 +401,7 @@ class Install(harness.TestCase):
         self.assertEqual(p.returncode, 0, p.stdout.decode(errors="replace"))
         for d in dests:
             self.assertTrue(os.path.exists(destdir + d), "not installed: %s" % d)
+        self.assertTrue(os.path.isfile(destdir + found["web-server examples"] + "/django-site.conf"))
         for what in ("fcgi-pm", "fcgi-pm-worker"):
             self.assertTrue(os.access(destdir + found[what], os.X_OK))
         v = subprocess.run([destdir + found["fcgi-pm"], "--version"], stdout=subprocess.PIPE,
