@@ -101,8 +101,9 @@ decide_ondemand(const struct pool_conf *pc, const struct pool_view *v,
  * what to do now.  Pure: no clock, no system call.  Static pools keep
  * max_children workers; dynamic and ondemand as php-fpm (above).  Any mode
  * reports max_children reached when a connection waits with no free
- * thread and no room for another worker.  A backing-off pool starts at
- * most one probe, once the delay is over and no probe is young.
+ * thread, no worker starting and no room for another one.  A backing-off
+ * pool starts at most one probe, once the delay is over and no probe is
+ * young.
  */
 void
 pool_decide(const struct pool_conf *pc, const struct pool_view *v, struct pool_actions *a)
@@ -129,8 +130,8 @@ pool_decide(const struct pool_conf *pc, const struct pool_view *v, struct pool_a
 		want = decide_ondemand(pc, v, a);
 		break;
 	}
-	if (v->active >= pc->max_children && ((v->pending > 0 && v->free_threads == 0) ||
-	    (pc->pm == PM_DYNAMIC && v->idle + v->starting < pc->min_spare)))
+	if (v->active >= pc->max_children && ((v->pending > 0 && v->free_threads == 0 &&
+	    v->starting == 0) || (pc->pm == PM_DYNAMIC && v->idle + v->starting < pc->min_spare)))
 		a->max_children_reached = true;
 	want = min_int(want, pc->max_children - v->active);
 	if (v->backoff.delay_ms > 0) {
@@ -194,8 +195,8 @@ realtime_us(void)
  * Snapshot pool P at NOW for the policy: its workers by state, from the
  * scoreboard (a worker is idle when all its threads are, a kept-alive
  * connection waiting for its next request included); the listen queue
- * when no thread is free, at least PENDING_HINT (a connection the
- * caller saw arrive).
+ * when it matters, at least PENDING_HINT (a connection the caller saw
+ * arrive).
  */
 static void
 pool_view_of(const struct pool *p, uint64_t now, int pending_hint, struct pool_view *v)
@@ -261,7 +262,9 @@ pool_view_of(const struct pool *p, uint64_t now, int pending_hint, struct pool_v
 			v->idlest_ms = idle_ms;
 		}
 	}
-	if (v->free_threads == 0 && !v->stopping && sock_queue(&p->sock, &qlen, &qmax) == 0)
+	/* the queue matters when no thread is free, and to end a max_children episode */
+	if ((v->free_threads == 0 || p->max_children_warned) && !v->stopping &&
+	    sock_queue(&p->sock, &qlen, &qmax) == 0)
 		v->pending = (int)qlen;
 	if (v->pending < pending_hint)
 		v->pending = pending_hint;
@@ -374,14 +377,20 @@ pool_maintain(struct pool *p, uint64_t now, int pending_hint)
 	}
 	if ((uint64_t)v.busy > p->stats.max_active)
 		p->stats.max_active = (uint64_t)v.busy;
-	if (v.idle > 0 && !a.max_children_reached)
+	/* the episode ends when a worker is idle with nothing waiting for it */
+	if (v.idle > 0 && v.pending == 0 && !a.max_children_reached)
 		p->max_children_warned = false;
 	if (a.max_children_reached && !p->max_children_warned) {
 		p->max_children_warned = true;
 		p->stats.max_children_reached++;
-		log_warning(pc->name, 0, "max_children (%d) reached: %d workers, none "
-		    "idle%s; consider raising max_children", pc->max_children, v.active,
-		    v.pending > 0 ? ", connections waiting" : "");
+		if (v.pending > 0)
+			log_warning(pc->name, 0, "max_children (%d) reached: every worker is "
+			    "busy and connections are waiting; consider raising max_children",
+			    pc->max_children);
+		else
+			log_warning(pc->name, 0, "max_children (%d) reached: fewer idle "
+			    "workers than min_spare (%d); consider raising max_children",
+			    pc->max_children, pc->min_spare);
 	}
 	if (a.stop_slot >= 0 && p->workers[a.stop_slot].pid != 0) {
 		struct worker *w = &p->workers[a.stop_slot];

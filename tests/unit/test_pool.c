@@ -202,6 +202,12 @@ START_TEST(static_pool_reports_max_children_only_when_a_connection_waits)
 	v.free_threads = 1;
 	pool_decide(&pc, &v, &act);
 	ck_assert(!act.max_children_reached);
+	/* so will a worker still starting (the pool's first connection) */
+	v.free_threads = 0;
+	v.busy = 3;
+	v.starting = 1;
+	pool_decide(&pc, &v, &act);
+	ck_assert(!act.max_children_reached);
 }
 END_TEST
 

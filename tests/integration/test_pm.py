@@ -1,0 +1,288 @@
+"""The process manager end to end (real fcgi-pm, real nginx, tests/apps/pm):
+ondemand goes 0 -> N -> 0, dynamic keeps its spares between min_spare and
+max_spare while the load rises and falls, request_terminate_timeout cuts a
+request off, request_slowlog_timeout writes the Python stack of the slow
+view, max_requests (+ jitter) and max_rss recycle workers without a failed
+request, max_children reached is logged once per episode, queue_timeout 503s
+are counted.
+
+Counts come from the pool's summary line, logged when the master stops:
+"served N requests, Q answered 503 by queue_timeout, S slow, T terminated;
+max_children reached M times; at most B workers busy"."""
+import os
+import re
+import threading
+import time
+
+import harness
+from harness import Pool, Raw, concurrent, get, wait_until
+
+APP = os.path.join(harness.APPS, "pm")
+SUMMARY = (r"\[pool pm\] served (\d+) requests, (\d+) answered 503 by queue_timeout, "
+           r"(\d+) slow, (\d+) terminated; max_children reached (\d+) times; "
+           r"at most (\d+) workers busy")
+
+
+def pm_pool(**kw):
+    return Pool("pm", "pmapp:application", python_path=[APP], **kw)
+
+
+class PmCase(harness.TestCase):
+
+    def start(self, **kw):
+        self.pm = self.fcgi_pm([pm_pool(**kw)])
+        self.ng = self.nginx()
+        self.site = self.ng.add_site(self.pm.socket("pm"))
+        self.ng.start()
+        return self.pm
+
+    def workers(self):
+        return self.pm.worker_pids("pm")
+
+    def get(self, path, timeout=60):
+        return get(self.site.port, path, timeout=timeout)
+
+    def summary(self):
+        """Stop the master; return its summary counts as a dict."""
+        self.assertEqual(self.pm.stop(), 0)
+        m = re.search(SUMMARY, self.pm.log())
+        self.assertIsNotNone(m, "no summary line in the log")
+        keys = ("served", "queue_timeouts", "slow", "terminated", "max_children_reached",
+                "max_busy")
+        return dict(zip(keys, (int(x) for x in m.groups())))
+
+    def in_background(self, paths, threads=8):
+        """GET every path of PATHS concurrently in a thread; returns
+        (thread, results list filled when it ends)."""
+        out = []
+
+        def run():
+            out.extend(concurrent(lambda p: self.get(p), [(p,) for p in paths], threads))
+        t = threading.Thread(target=run)
+        t.start()
+        return t, out
+
+    def assert_all_200(self, results):
+        bad = [r if isinstance(r, Exception) else (r.status, r.text[:200])
+               for r in results if isinstance(r, Exception) or r.status != 200]
+        self.assertEqual(bad, [])
+
+
+class Ondemand(PmCase):
+
+    def test_ondemand_goes_from_zero_to_n_and_back_to_zero(self):
+        self.start(pm=Raw("ondemand"), max_children=3, process_idle_timeout=Raw("1s"))
+        time.sleep(1.0)
+        self.assertEqual(self.workers(), [], "ondemand starts no worker")
+        # three requests at once: each needs a worker of its own
+        t, results = self.in_background(["/sleep?s=3"] * 3)
+        try:
+            peak = wait_until(lambda: (lambda w: w if len(w) == 3 else None)(self.workers()),
+                              30, what="3 workers for 3 concurrent requests")
+        finally:
+            t.join(90)
+        self.assert_all_200(results)
+        self.assertEqual(len({r.headers["x-pid"] for r in results}), 3)
+        # idle past process_idle_timeout: stopped one by one, down to none
+        wait_until(lambda: not self.workers(), 60, what="the pool back to 0 workers")
+        log = self.pm.log()
+        for pid in peak:
+            self.assertRegex(log, r"worker %d idle for [\d.]+s, more than "
+                             r"process_idle_timeout \(1\.0s\): stopping it" % pid)
+        # and again from zero
+        self.assertEqual(self.get("/pid").status, 200)
+        self.assertEqual(len(self.workers()), 1)
+        s = self.summary()
+        self.assertEqual(s["served"], 4)
+        self.assertEqual(s["max_busy"], 3)
+
+    def test_ondemand_master_does_not_spin_on_a_waiting_connection(self):
+        # one worker, busy: a second connection waits in the queue; the
+        # master must not wake for it in a loop
+        self.start(pm=Raw("ondemand"), max_children=1, process_idle_timeout=Raw("10s"))
+        t, results = self.in_background(["/sleep?s=4", "/pid"], threads=2)
+        try:
+            wait_until(lambda: self.workers(), 30, what="a worker")
+            time.sleep(1.0)
+            before = cpu_seconds(self.pm.pid)
+            time.sleep(2.0)
+            used = cpu_seconds(self.pm.pid) - before
+        finally:
+            t.join(60)
+        self.assert_all_200(results)
+        self.assertLess(used, 1.0, "the master used %.2fs of CPU in 2s" % used)
+
+
+def cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        stat = f.read()
+    fields = stat[stat.rfind(")") + 2:].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class Dynamic(PmCase):
+
+    def test_dynamic_keeps_spares_between_min_and_max_as_load_rises_and_falls(self):
+        self.start(pm=Raw("dynamic"), max_children=6, start_servers=1, min_spare=1,
+                   max_spare=2)
+        harness.wait_http(self.site.port, "/pid")
+        self.assertEqual(len(self.workers()), 1)
+        # rising: 4 requests busy for a while -> 4 busy + 1..2 spare
+        t, results = self.in_background(["/sleep?s=10"] * 4)
+        try:
+            grown = wait_until(lambda: (lambda w: w if len(w) >= 5 else None)(
+                self.workers()), 30, what="4 busy workers plus a spare")
+            time.sleep(2.5)        # a few scaling steps with the load steady
+            steady = self.workers()
+        finally:
+            t.join(90)
+        self.assert_all_200(results)
+        self.assertGreaterEqual(len(steady), 5)
+        self.assertLessEqual(len(steady), 6)
+        # falling: 5-6 idle, max_spare 2 -> stopped down to 2, one per step
+        wait_until(lambda: len(self.workers()) == 2, 30, what="2 workers (max_spare)")
+        time.sleep(2.5)
+        self.assertEqual(len(self.workers()), 2, "idle workers stay at max_spare")
+        self.assertRegex(self.pm.log(), r"idle workers, more than max_spare \(2\): "
+                         r"stopping worker \d+")
+        self.assertGreaterEqual(len(grown), 5)
+
+
+class Timeouts(PmCase):
+
+    def test_request_past_request_terminate_timeout_is_cut_off_and_logged(self):
+        self.start(max_children=1, request_terminate_timeout=Raw("2s"))
+        first = self.get("/pid").text.strip()
+        r = self.get("/sleep?s=40", timeout=30)
+        self.assertEqual(r.status, 502)        # nginx: the worker closed on it
+        m = self.pm.wait_log(r"worker (\d+): request 'GET /sleep\?s=40' has been running "
+                             r"for (\d+\.\d)s, more than request_terminate_timeout \(2s\): "
+                             r"killing it", 10)
+        self.assertEqual(m.group(1), first)
+        self.assertGreaterEqual(float(m.group(2)), 2.0)
+        self.pm.wait_log(r"worker %s exited on signal 9 \(SIGKILL\)" % first, 10)
+        # replaced, and serving
+        r = harness.wait_http(self.site.port, "/pid")
+        self.assertNotEqual(r.text.strip(), first)
+        self.assertEqual(self.summary()["terminated"], 1)
+
+    def test_slow_request_writes_the_python_stack_to_the_slowlog(self):
+        slowlog = os.path.join(self.tmp, "pm.slow.log")
+        self.start(max_children=1, threads=2, slowlog=slowlog,
+                   request_slowlog_timeout=Raw("1s"))
+        pid = self.get("/pid").text.strip()
+        # the request goes on and succeeds
+        r = self.get("/sleep?s=3")
+        self.assertEqual(r.status, 200)
+        r = self.get("/spin?s=3")
+        self.assertEqual(r.status, 200)
+        self.pm.wait_log(r"worker %s: request 'GET /spin\?s=3' has been running for "
+                         r"[\d.]+s, more than request_slowlog_timeout \(1s\)" % pid, 5)
+        text = wait_until(lambda: (lambda t: t if "pm_spinning_view" in t else None)(
+            open(slowlog).read()), 10, what="the slowlog to hold pm_spinning_view")
+        # header: date, pool, pid, the request line and how long it ran
+        self.assertRegex(text, r"\[\d{2}-\w{3}-\d{4} \d{2}:\d{2}:\d{2}\]  \[pool pm\] pid %s\n"
+                         r"request: GET /sleep\?s=3, running for [\d.]+s "
+                         r"\(request_slowlog_timeout 1s\), thread \d \(Thread 0x[0-9a-f]{16} "
+                         r"below\)" % pid)
+        # faulthandler's dump, naming the function each view was in
+        self.assertRegex(text, r'File ".*pmapp\.py", line \d+ in pm_sleeping_view')
+        self.assertRegex(text, r'File ".*pmapp\.py", line \d+ in pm_spinning_view')
+        # the thread each header names is the one in the view
+        heads = list(re.finditer(r"request: GET /(\w+).*Thread (0x[0-9a-f]{16}) below", text))
+        self.assertEqual([h.group(1) for h in heads], ["sleep", "spin"])
+        for h, nxt in zip(heads, heads[1:] + [None]):
+            entry = text[h.end():nxt.start() if nxt else len(text)]
+            stack = entry[entry.index("hread " + h.group(2)):]
+            stack = stack[:stack.find("hread 0x", 8)] if "hread 0x" in stack[8:] else stack
+            self.assertIn("pm_%sing_view" % ("sleep" if h.group(1) == "sleep" else "spinn"),
+                          stack, "the stack of the thread the header names")
+        # once per request
+        self.assertEqual(text.count("request: GET"), 2)
+        self.assertEqual(self.summary()["slow"], 2)
+
+    def test_queue_timeout_answers_503_and_counts_them(self):
+        self.start(max_children=1, queue_timeout=Raw("1s"))
+        self.assertEqual(self.get("/pid").status, 200)
+        t, results = self.in_background(["/sleep?s=3"])
+        time.sleep(0.5)         # the slow one first
+        waiting = concurrent(lambda p: self.get(p), [("/pid",)] * 3, threads=3)
+        t.join(60)
+        self.assert_all_200(results)
+        self.assertEqual([r.status for r in waiting], [503] * 3, repr(waiting))
+        self.assertEqual(self.get("/pid").status, 200)
+        self.pm.wait_log(r"waited \d+ ms in the queue, more than queue_timeout "
+                         r"\(1000 ms\): answered 503", 5)
+        s = self.summary()
+        self.assertEqual(s["queue_timeouts"], 3)
+        self.assertEqual(s["served"], 6)
+
+
+class Recycling(PmCase):
+
+    def test_max_requests_with_jitter_recycles_without_failed_requests(self):
+        self.start(max_children=2, max_requests=5, max_requests_jitter=3)
+        harness.wait_http(self.site.port, "/pid")
+        limits = {}
+
+        def note_limits():
+            for pid in self.workers():
+                try:
+                    with open("/proc/%d/cmdline" % pid, "rb") as f:
+                        argv = f.read().split(b"\0")
+                except OSError:
+                    continue
+                if b"--max-requests" in argv:
+                    limits[pid] = int(argv[argv.index(b"--max-requests") + 1])
+        results = []
+        for _ in range(12):
+            note_limits()
+            results += concurrent(lambda p: self.get(p), [("/pid",)] * 5, threads=4)
+        self.assert_all_200(results)
+        served = {}
+        for r in results:
+            served[int(r.headers["x-pid"])] = served.get(int(r.headers["x-pid"]), 0) + 1
+        self.assertGreater(len(served), 4, "workers were recycled: %r" % served)
+        for pid, limit in limits.items():
+            self.assertTrue(5 <= limit <= 8, "max_requests 5 + jitter 0..3: %d" % limit)
+        self.assertGreater(len(set(limits.values())), 1, "jitter varies: %r" % limits)
+        # every worker that left served exactly its own limit
+        log = self.pm.log()
+        for m in re.finditer(r"worker (\d+) exited with status 0 after [\d.]+s, (\d+) "
+                             r"requests", log):
+            pid, n = int(m.group(1)), int(m.group(2))
+            if pid in limits:
+                self.assertEqual(n, limits[pid], "worker %d" % pid)
+        self.assertIn("served max_requests", log)
+
+    def test_max_rss_recycles_a_grown_worker_without_failed_requests(self):
+        self.start(max_children=2, max_rss=Raw("120M"))
+        harness.wait_http(self.site.port, "/pid")
+        grown = self.get("/grow?mb=150")
+        self.assertEqual(grown.status, 200)
+        pid = int(grown.headers["x-pid"])
+        self.pm.wait_log(r"RSS \d+ KB exceeds max_rss \(\d+ KB\)", 10)
+        self.pm.wait_log(r"worker %d exited with status 0" % pid, 15)
+        results = concurrent(lambda p: self.get(p), [("/pid",)] * 20, threads=4)
+        self.assert_all_200(results)
+        self.assertNotIn(pid, {int(r.headers["x-pid"]) for r in results})
+        wait_until(lambda: len(self.workers()) == 2, 20, what="a replacement")
+
+
+class MaxChildren(PmCase):
+
+    def test_max_children_reached_is_logged_once_per_episode(self):
+        self.start(max_children=1)
+        harness.wait_http(self.site.port, "/pid")
+        rx = r"WARNING: \[pool pm\] max_children \(1\) reached: every worker is busy " \
+             r"and connections are waiting; consider raising max_children"
+        for episode in (1, 2):
+            results = concurrent(lambda p: self.get(p), [("/sleep?s=1",)] * 4, threads=4)
+            self.assert_all_200(results)
+            self.assertEqual(len(re.findall(rx, self.pm.log())), episode)
+            time.sleep(1.0)     # idle, nothing waiting: the episode is over
+        self.assertEqual(self.summary()["max_children_reached"], 2)
+
+
+if __name__ == "__main__":
+    harness.main()
