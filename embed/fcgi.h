@@ -157,22 +157,7 @@ unsigned fcgi_idle_count(void);
 
 /* ------------------------------------------------------------- log.c */
 
-/*
- * A log rate limit: at most BURST lines per INTERVAL seconds pass; the
- * number suppressed is reported with the next line that passes.  Use one
- * static instance per kind of per-request failure.
- */
-struct wlog_ratelimit {
-	int interval;			/* seconds */
-	int burst;
-	_Atomic long window;		/* start of the current window */
-	_Atomic int count;		/* lines seen in it */
-	_Atomic int missed;		/* lines suppressed since the last one passed */
-};
-
-/* Like wlog(), unless RL says this kind of line is flooding. */
-void wlog_limited(struct wlog_ratelimit *rl, enum wlog_level l, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+/* wlog_limited() and struct wlog_ratelimit: worker.h (the gateway uses them too). */
 
 /* Set the most verbose level written (default WLOG_NOTICE). */
 void wlog_set_level(enum wlog_level l);

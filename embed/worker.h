@@ -171,4 +171,21 @@ int wsgi_handle(struct request *r);
 enum wlog_level { WLOG_ERROR, WLOG_WARNING, WLOG_NOTICE, WLOG_DEBUG };
 void wlog(enum wlog_level l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/*
+ * A log rate limit: at most BURST lines per INTERVAL seconds pass; the
+ * number suppressed is reported with the next line that passes.  Use one
+ * static instance per kind of per-request failure.
+ */
+struct wlog_ratelimit {
+	int interval;			/* seconds */
+	int burst;
+	_Atomic long window;		/* start of the current window */
+	_Atomic int count;		/* lines seen in it */
+	_Atomic int missed;		/* lines suppressed since the last one passed */
+};
+
+/* Like wlog(), unless RL says this kind of line is flooding. */
+void wlog_limited(struct wlog_ratelimit *rl, enum wlog_level l, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 #endif

@@ -114,6 +114,9 @@ enum send_state {
 static PyTypeObject req_type;
 static PyTypeObject filewrapper_type;
 
+/* "the client closed the connection": at most 5 lines per 10 s. */
+static struct wlog_ratelimit rl_gone = { .interval = 10, .burst = 5 };
+
 static const char response_500[] =
     "Status: 500 Internal Server Error\r\n"
     "Content-Type: text/plain\r\n"
@@ -1013,12 +1016,14 @@ response_fail(struct wsgi_req *req, const char *label)
 	struct request *r = req->r;
 	int rc;
 
-	/* A failed read of the body (wsgi.input raised) is the client too. */
+	/* A failed read of the body (wsgi.input raised) is the client too.
+	 * Clients that give up are common (a browser's stop button, a load
+	 * balancer's timeout): a burst of them must not flood the log. */
 	if (req->gone || r->io_error != 0) {
 		PyErr_Clear();
-		wlog(WLOG_NOTICE, "wsgi: %s: the client closed the connection "
-		    "(%s)", label, strerror(r->io_error != 0 ? r->io_error :
-		    EPIPE));
+		wlog_limited(&rl_gone, WLOG_NOTICE, "wsgi: %s: the client closed "
+		    "the connection (%s)", label, strerror(r->io_error != 0 ?
+		    r->io_error : EPIPE));
 		return -1;
 	}
 	if (req->headers_sent) {

@@ -333,9 +333,11 @@ class GatewayBehindNginx(harness.TestCase):
             self.assertEqual(r.status, 500, (case, r))
             self.assertNotIn("injected", r.headers)
             self.assertNotIn(b"should never be seen", r.body)
-            harness.wait_until(lambda: "GET /badheader?%s: exception" % case in self.log_since(mark),
-                               10, what="the log line for %s" % case)
-            self.assertIn("Error", self.log_since(mark))
+            # the summary line, then the traceback down to the exception
+            harness.wait_until(lambda: re.search(r"GET /badheader\?%s: exception in the "
+                                                 r"application\n(.*\n)*.*(Value|Type)Error: "
+                                                 % case, self.log_since(mark)),
+                               10, what="the log lines for %s" % case)
         self.assert_worker_serves()
 
     def test_bad_header_refusal_reaches_the_app(self):
@@ -480,21 +482,37 @@ class GatewayBehindNginx(harness.TestCase):
     def test_close_called_once_when_the_client_goes_away(self):
         for path in ("close", "close_raw"):
             tag = "gone-%s-%d" % (path, time.monotonic_ns())
-            s = socket.create_connection(("127.0.0.1", self.port), timeout=10)
-            s.sendall(b"GET /unbuffered/%s?%s:forever HTTP/1.1\r\nHost: x\r\n\r\n"
-                      % (path.encode(), tag.encode()))
-            got = b""
-            while len(got) < 20000:
-                b = s.recv(65536)
-                self.assertTrue(b, got[:300])
-                got += b
-            self.assertTrue(got.startswith(b"HTTP/1.1 200"), got[:300])
-            s.close()
+            got = self.go_away(path, tag)
+            self.assertTrue(got.startswith(b"HTTP/1.1 200") and len(got) >= 20000, got[:300])
             self.wait_closed(tag)
             self.assertIn("streaming " + tag, self.state_lines("closes"))
             self.assertNotIn("ran out " + tag, self.state_lines("closes"))
-        self.pm.wait_log(r"the client closed the connection")
         self.assert_worker_serves()
+
+    def go_away(self, path, tag, nbytes=20000):
+        """GET PATH?TAG:forever through the unbuffered location, read
+        NBYTES of the answer, hang up."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=10) as s:
+            s.sendall(b"GET /unbuffered/%s?%s:forever HTTP/1.1\r\nHost: x\r\n\r\n"
+                      % (path.encode(), tag.encode()))
+            got = b""
+            while len(got) < nbytes:
+                b = s.recv(65536)
+                if not b:
+                    break
+                got += b
+        return got
+
+    def test_client_gone_notices_are_rate_limited(self):
+        mark = len(self.pm.log())
+        tags = ["limit%d-%d" % (i, time.monotonic_ns()) for i in range(12)]
+        res = concurrent(lambda t: self.go_away("close_raw", t), [(t,) for t in tags], threads=4)
+        self.assertTrue(all(isinstance(r, bytes) and r.startswith(b"HTTP/1.1 200") for r in res))
+        for t in tags:      # every one of them was noticed (and closed)
+            self.wait_closed(t)
+        n = self.log_since(mark).count("the client closed the connection")
+        self.assertGreaterEqual(n, 1)
+        self.assertLessEqual(n, 5, "12 clients went away, %d log lines" % n)
 
     # -------------------------------------------------- file_wrapper, HEAD
 
