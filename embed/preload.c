@@ -188,6 +188,8 @@ preload_run(struct worker_opts *opts, int sig_fd, int argc, char **argv)
 		    threads - 1 == 1 ? "" : "s");
 		exit(EXIT_APP);
 	}
+	/* the workers' collections must not write to what they share with us */
+	python_gc_freeze();
 	if (ctl_send(ctl, "ready") == -1) {
 		wlog(WLOG_ERROR, "preload: control socket: %s", strerror(errno));
 		exit(EXIT_OSERR);

@@ -390,6 +390,30 @@ python_fork_with(pid_t (*forker)(void))
 }
 
 /*
+ * Move every object tracked by the garbage collector into its permanent
+ * generation (gc.freeze()), for a preload process about to fork workers:
+ * a collection in a worker then never writes to the objects it shares
+ * with the preload process, so their pages stay shared.  Errors are
+ * logged.  See worker.h.
+ */
+void
+python_gc_freeze(void)
+{
+	PyGILState_STATE g;
+	PyObject *gc, *r = NULL;
+
+	g = PyGILState_Ensure();
+	if ((gc = PyImport_ImportModule("gc")) != NULL) {
+		r = PyObject_CallMethod(gc, "freeze", NULL);
+		Py_DECREF(gc);
+	}
+	if (r == NULL)
+		python_log_exception("python: gc.freeze() failed");
+	Py_XDECREF(r);
+	PyGILState_Release(g);
+}
+
+/*
  * Register faulthandler to dump every thread's traceback to FD on SIGNUM.
  * faulthandler needs no GIL in its handler, so a request stuck in C code
  * still shows where it is.  See worker.h.

@@ -147,6 +147,10 @@ void python_finalize(void);
 pid_t python_fork(void);
 pid_t python_fork_with(pid_t (*forker)(void));
 
+/* gc.freeze(): in a preload process, keep the GC of the workers off the
+ * pages they share with it.  No GIL needed on entry. */
+void python_gc_freeze(void);
+
 /* Dump the Python traceback of every thread to FD (slowlog). Async-signal-safe path. */
 int python_register_slowlog(int fd, int signum);
 

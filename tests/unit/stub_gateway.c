@@ -70,6 +70,11 @@ python_fork_with(pid_t (*forker)(void))
 	return forker();
 }
 
+void
+python_gc_freeze(void)
+{
+}
+
 pid_t
 python_fork(void)
 {
