@@ -111,6 +111,8 @@ class GatewayBehindNginx(harness.TestCase):
             ("/unbuffered/", "^(/unbuffered)(/.*)$", ["fastcgi_buffering off"]),
             ("/nosplit/", "", []),
             ("/keepconn/", "^(/keepconn)(/.*)$", ["fastcgi_keep_conn on"]),
+            ("/bigupload/", "^(/bigupload)(/.*)$",
+             ["client_max_body_size 300m", "fastcgi_request_buffering off"]),
         ]), (cls.pm.socket("mounted"), [("/mounted/", "", [])]))
         cls.ng = harness.Nginx(cls.tmp)
         cls.port = cls.ng.add_site(sock, snippet=snippet).port
@@ -591,6 +593,46 @@ class GatewayBehindNginx(harness.TestCase):
         self.assertEqual({r.json()["pid"] for r in res}, {self.pid})
         # serial would be 4x one request; concurrent is about 1x
         self.assertLess(four / one, 2.5, "4 requests took %.2fs, one took %.2fs" % (four, one))
+
+    def test_gil_released_while_a_thread_waits_for_the_body(self):
+        # a client that sends half its body: one thread blocks reading it
+        # (unbuffered upload), the others keep serving
+        with socket.create_connection(("127.0.0.1", self.port), timeout=30) as s:
+            s.sendall(b"POST /bigupload/upload HTTP/1.1\r\nHost: x\r\n"
+                      b"Content-Type: application/octet-stream\r\n"
+                      b"Content-Length: 200000\r\nConnection: close\r\n\r\n" + b"a" * 100000)
+            time.sleep(0.5)
+            for _ in range(3):
+                self.assertEqual(get(self.port, "/environ", timeout=10).status, 200)
+            s.sendall(b"a" * 100000)
+            ans = b""
+            while True:
+                b = s.recv(65536)
+                if not b:
+                    break
+                ans += b
+        self.assertTrue(ans.startswith(b"HTTP/1.1 200"), ans[:300])
+        self.assertEqual(json.loads(ans.partition(b"\r\n\r\n")[2])["length"], 200000)
+
+    def test_gil_released_while_a_thread_waits_to_write(self):
+        # a client that does not read a large unbuffered answer: one thread
+        # blocks writing it, the others keep serving
+        with socket.create_connection(("127.0.0.1", self.port), timeout=30) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+            s.sendall(b"GET /unbuffered/big?%d HTTP/1.1\r\nHost: x\r\n\r\n" % (1 << 30))
+            time.sleep(1)       # buffers fill in well under that
+            for _ in range(3):
+                self.assertEqual(get(self.port, "/environ", timeout=10).status, 200)
+            self.assertTrue(s.recv(65536).startswith(b"HTTP/1.1 200"))
+        self.assert_worker_serves()
+
+    def test_wsgi_errors_reach_the_pool_log(self):
+        tag = "e%d" % time.monotonic_ns()
+        self.assertEqual(get(self.port, "/errors?" + tag).status, 200)
+        self.pm.wait_log("errors %s: unterminated" % tag)
+        lines = [l.split(": ", 2)[-1] for l in self.pm.log().splitlines() if "errors %s:" % tag in l]
+        self.assertEqual(lines, ["errors %s: %s" % (tag, t) for t in (
+            "first line", "second line", "from writelines", "printed", "unterminated")])
 
     def test_one_thread_serves_serially(self):
         # the control: pool "mounted" has threads = 1 and one worker

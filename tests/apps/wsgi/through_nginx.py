@@ -329,6 +329,20 @@ def app_sleep(environ, start_response):
         "slept": time.monotonic() - t0}))
 
 
+@app
+def app_errors(environ, start_response):
+    """wsgi.errors goes to the pool's log, line by line."""
+    err = environ["wsgi.errors"]
+    tag = environ["QUERY_STRING"]
+    err.write("errors %s: first line\nerrors %s: second " % (tag, tag))
+    err.write("line\n")
+    err.writelines(["errors %s: from writelines\n" % tag])
+    print("errors %s: printed" % tag, file=err)
+    err.write("errors %s: unterminated" % tag)
+    err.flush()
+    return text(start_response, "logged")
+
+
 @raw_app
 def app_nocontenttype(environ, start_response):
     """A 200 without Content-Type is the app's business (the validator objects)."""
