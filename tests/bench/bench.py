@@ -380,6 +380,10 @@ pool bench {{
         """The worker alone, spawn-fcgi style: we bind the socket and hand
         it to WORKERS fcgi-pm-worker processes as fd 0."""
         self.label = "fcgi-pm-worker (standalone)"
+        self.note = ("%d bare fcgi-pm-worker processes on a socket the benchmark binds "
+                     "(no supervisor)" % WORKERS)
+        if self.unavailable:
+            self.note += "; fell back to it because fcgi-pm failed: " + self.unavailable
         self.unavailable = None
         if os.path.exists(self.path):
             os.unlink(self.path)
@@ -413,7 +417,7 @@ class FcgiPmKeep(Server):
     key, label = "fcgi-pm-keepalive", "fcgi-pm keep-alive"
     shares = "fcgi-pm"
     note = ("same fcgi-pm pool, through `fastcgi_keep_conn on` and an upstream "
-            "`keepalive %d` per nginx worker")
+            "`keepalive {keepalive}` per nginx worker")
 
     def location(self):
         base = self.ctx.servers_by_key["fcgi-pm"]
@@ -894,7 +898,7 @@ def write_report(ctx, summ, started, finished):
     L.append("")
     for s in ctx.servers:
         if s.note:
-            note = s.note % a.upstream_keepalive if "%d" in s.note else s.note
+            note = s.note.replace("{keepalive}", str(a.upstream_keepalive))
             L.append("- *%s*: %s." % (s.label, note))
         if s.unavailable:
             L.append("- *%s*: **not measured** — %s." % (s.label, s.unavailable))
