@@ -68,20 +68,25 @@ ctl_close(struct pool *p)
 	p->preload_ctl = -1;
 }
 
-/* Stop the old workers of a restart: the new preload process can replace them. */
+/*
+ * The new preload process of a restart is ready: replace the old workers
+ * as a rolling restart does (pool_retire: new ones start now, each old one
+ * finishes as a new one is ready).
+ */
 static void
-replace_workers(struct pool *p, uint64_t now)
+replace_workers(struct pool *p)
 {
 	int count = 0;
 
 	p->preload_replace = false;
 	for (int i = 0; i < p->nslots; i++)
-		count += p->workers[i].pid > 0 && !p->workers[i].ending;
+		count += p->workers[i].pid > 0 && !p->workers[i].ending &&
+		    !p->workers[i].retiring;
 	if (count == 0)
 		return;
 	log_notice(p->conf->name, 0, "replacing %d workers gracefully with workers of "
 	    "the new preload process", count);
-	pool_signal_all(p, SIGQUIT, p->control_timeout_ms, now);
+	pool_retire(p);
 }
 
 /* The control socket is readable: "ready" once the app is loaded; EOF if it died. */
@@ -116,7 +121,7 @@ on_preload_ctl(int fd, uint32_t events, void *arg)
 	    "are forked from it", (long)p->preload.pid, p->conf->module,
 	    (double)(loop_now_ms() - p->preload.started_ms) / 1000.0);
 	if (p->preload_replace && p->state == POOL_RUNNING)
-		replace_workers(p, loop_now_ms());
+		replace_workers(p);
 }
 
 /* Start P's preload process.  0, or -1 after logging why. */
@@ -297,7 +302,11 @@ preload_reaped(struct pool *p, int st, uint64_t now)
 	return failed;
 }
 
-/* The periodic tick for P's preload process: the SIGKILL deadline, the backoff's end. */
+/*
+ * The periodic tick for P's preload process: the SIGKILL deadline, the
+ * backoff's end, and no preload process for a pool that no longer runs
+ * (a reload replaced or removed it: its workers drain, nothing is forked).
+ */
 void
 preload_tick(struct pool *p, uint64_t now)
 {
@@ -305,6 +314,8 @@ preload_tick(struct pool *p, uint64_t now)
 
 	if (w->pid == 0)
 		return;
+	if (p->state != POOL_RUNNING && !w->ending)
+		preload_stop(p, SIGTERM, POOL_TERM_KILL_MS, now);
 	if (w->ending && !w->killed && now >= w->kill_at_ms) {
 		log_warning(p->conf->name, 0, "preload process %ld still running %.1fs "
 		    "after SIG%s; killing it", (long)w->pid,

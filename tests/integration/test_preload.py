@@ -190,6 +190,22 @@ class Preload(harness.TestCase):
         for w in workers:
             self.assertTrue(pid_alive(w))
 
+    def test_reload_of_a_changed_pool_replaces_its_preload_process(self):
+        workers = self.start(count=2, env={"SITE_VERSION": "one"})
+        pre = preload_pid(self.pm, "probe")
+        self.pool.opts["env"] = ["SITE_VERSION=two"]
+        self.pm.write_config()
+        self.pm.signal(signal.SIGHUP)
+        wait_until(lambda: probe_info(self.sock)["environ"].get("SITE_VERSION") == "two",
+                   30, what="workers of the new configuration")
+        # the old pool's workers and its preload process go; it is closed
+        wait_until(lambda: not any(pid_alive(p) for p in workers + [pre]), 30,
+                   what="the old workers and preload process to exit")
+        self.pm.wait_log(r"drained: .*closed")
+        new_pre = preload_pid(self.pm, "probe")
+        self.assertNotIn(new_pre, (None, pre))
+        self.assertEqual(probe_info(self.sock)["import_pid"], new_pre)
+
     def test_a_new_preloaded_worker_is_ready_quickly(self):
         """Measured and printed (kill -> replacement's request threads
         running), with and without preload; not asserted."""
