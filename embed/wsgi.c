@@ -101,6 +101,7 @@ struct wsgi_req {
 	bool headers_sent;
 	bool gone;		/* request_write() failed: client gone */
 	bool busy;		/* output in flight with the GIL released */
+	bool head_only;		/* a HEAD request: headers only, body dropped */
 };
 
 /* What happened to a response. */
@@ -392,6 +393,8 @@ static struct wsgi_req *
 req_new(struct request *r)
 {
 	struct wsgi_req *req;
+	const char *m;
+	size_t mlen;
 
 	if ((req = PyObject_New(struct wsgi_req, &req_type)) == NULL)
 		return NULL;
@@ -404,6 +407,8 @@ req_new(struct request *r)
 	req->headers_sent = false;
 	req->gone = false;
 	req->busy = false;
+	req->head_only = (m = request_param(r, "REQUEST_METHOD", &mlen)) !=
+	    NULL && mlen == 4 && memcmp(m, "HEAD", 4) == 0;
 	return req;
 }
 
@@ -459,6 +464,8 @@ req_send(struct wsgi_req *req, const char *data, size_t len, bool flush)
 		req->overflow = true;
 	}
 	req->sent += (long long)len;
+	if (req->head_only)
+		len = 0;	/* the web server would drop it anyway */
 	if (!req->headers_sent) {
 		head = Py_NewRef(req->head);
 		req->headers_sent = true;
@@ -877,6 +884,8 @@ filewrapper_send(struct wsgi_req *req, struct filewrapper *fw, bool *handled)
 	if (req->content_length >= 0 &&
 	    req->content_length - req->sent < left)
 		left = req->content_length - req->sent;
+	if (req->head_only)
+		left = 0;
 	req_wait(req);
 	if (!req->headers_sent) {
 		head = Py_NewRef(req->head);
@@ -1052,18 +1061,13 @@ response_fail(struct wsgi_req *req, const char *label)
 static int
 response_check_length(struct wsgi_req *req, const char *label)
 {
-	const char *m;
-	size_t mlen;
-
 	if (req->overflow)
 		wlog(WLOG_WARNING, "wsgi: %s: the application sent more than "
 		    "its Content-Length (%lld bytes); the rest was dropped",
 		    label, req->content_length);
 	if (req->content_length < 0 || req->sent >= req->content_length ||
-	    req->status < 200 || req->status == 204 || req->status == 304)
-		return 0;
-	if ((m = request_param(req->r, "REQUEST_METHOD", &mlen)) != NULL &&
-	    mlen == 4 && memcmp(m, "HEAD", 4) == 0)
+	    req->status < 200 || req->status == 204 || req->status == 304 ||
+	    req->head_only)
 		return 0;
 	wlog(WLOG_WARNING, "wsgi: %s: the application sent %lld bytes of its "
 	    "Content-Length (%lld); closing the connection", label, req->sent,
