@@ -43,6 +43,14 @@ def threads_of(pid):
         return 0
 
 
+def _try(fn):
+    """FN(), or None if it raised OSError (a worker exiting mid-connect)."""
+    try:
+        return fn()
+    except OSError:
+        return None
+
+
 def diag(text):
     for line in text.splitlines():
         print("# " + line)
@@ -189,6 +197,37 @@ class Preload(harness.TestCase):
             self.assertEqual(probe_info(self.sock)["version"], "v1")
         for w in workers:
             self.assertTrue(pid_alive(w))
+
+    def test_max_requests_recycles_preloaded_workers_with_threads(self):
+        workers = self.start(count=1, max_requests=5, threads=4)
+        pre = preload_pid(self.pm, "probe")
+        self.assertGreaterEqual(threads_of(workers[0]), 5)     # main + 4 request threads
+        pids = set()
+        for _ in range(16):
+            info = wait_until(lambda: _try(lambda: probe_info(self.sock)), 20,
+                              what="an answer")
+            self.assertEqual(info["import_pid"], pre)
+            pids.add(info["pid"])
+        self.assertGreaterEqual(len(pids), 3, "max_requests 5, 16 requests: %r" % pids)
+        self.pm.wait_log(r"worker %d exited with status 0 .* 5 requests" % workers[0])
+        self.assertEqual(preload_pid(self.pm, "probe"), pre)
+
+    def test_ondemand_forks_from_the_preload_process_on_the_first_connection(self):
+        pool = probe_pool(max_children=2, preload=True, pm=harness.Raw("ondemand"),
+                          process_idle_timeout=harness.Raw("2s"))
+        self.pm = self.fcgi_pm([pool])
+        sock = self.pm.socket("probe")
+        pre = wait_until(lambda: preload_pid(self.pm, "probe"), 20, what="the preload process")
+        self.pm.wait_log(r"preload process %d loaded" % pre)
+        self.assertEqual([p for p in self.pm.worker_pids("probe") if p != pre], [])
+        info = probe_info(sock)
+        self.assertEqual(info["import_pid"], pre)
+        self.assertIn(info["pid"], self.pm.worker_pids("probe"))
+        # idle past process_idle_timeout: back to no worker, the preload process stays
+        wait_until(lambda: [p for p in self.pm.worker_pids("probe") if p != pre] == [], 20,
+                   what="ondemand to stop the idle worker")
+        self.assertEqual(preload_pid(self.pm, "probe"), pre)
+        self.assertEqual(probe_info(sock)["import_pid"], pre)
 
     def test_reload_of_a_changed_pool_replaces_its_preload_process(self):
         workers = self.start(count=2, env={"SITE_VERSION": "one"})
