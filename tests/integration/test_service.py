@@ -213,6 +213,23 @@ class Notify(harness.TestCase):
         self.assertIn("gracefully", m.get("STATUS", ""))
         self.assertEqual(pm.wait(30), 0)
 
+    def test_cli_reload_and_stop_notify_too(self):
+        n = Notifications(self.tmp)
+        status = os.path.join(self.tmp, "status.sock")
+        pm = self.start(n, main_options={"status_socket": status})
+        n.wait_for("READY")
+        wait_until(lambda: os.path.exists(status), READY_TIMEOUT, what="the status socket")
+        p = subprocess.run([harness.FCGI_PM, "-c", pm.conf, "reload"], timeout=90,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        self.assertEqual(p.returncode, 0, p.stdout)
+        n.wait_for("RELOADING")
+        n.wait_for("READY")
+        p = subprocess.run([harness.FCGI_PM, "-c", pm.conf, "stop", "--graceful"], timeout=90,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        self.assertEqual(p.returncode, 0, p.stdout)
+        self.assertIn("gracefully", n.wait_for("STOPPING").get("STATUS", ""))
+        self.assertEqual(pm.wait(30), 0)
+
     def test_abstract_notify_socket(self):
         n = Notifications(self.tmp, abstract=True)
         pm = self.start(n)
@@ -296,6 +313,33 @@ class Activation(harness.TestCase):
         wait_fcgi_ok(path)
         self.assertEqual(pm2.stop(), 0)
         self.assertTrue(os.path.exists(path))
+
+    def test_reload_gives_the_socket_back_and_a_new_pool_adopts_it(self):
+        path = os.path.join(self.tmp, "hello.sock")
+        ls = self.unix_listener(path)
+        other = os.path.join(self.tmp, "other.sock")
+        pm = self._own(ServicePm(self.tmp, [hello_pool(listen=path),
+                                            hello_pool("other", listen=other)]))
+        pm.start(wait=False, listen_fd=ls.fileno())
+        wait_fcgi_ok(path)
+        rx = r"listen %s: using the socket systemd passed" % re.escape(path)
+        # remove the pool: its socket goes back, unclosed and not removed
+        os.unlink(os.path.join(pm.sites_dir, "hello.conf"))
+        del pm.pools["hello"]
+        pm.signal(signal.SIGHUP)
+        pm.wait_log(r"reload done", timeout=READY_TIMEOUT)
+        pm.wait_log(r"\[pool hello\] drained: .*closed", timeout=READY_TIMEOUT)
+        self.assertTrue(os.path.exists(path))
+        wait_fcgi_ok(other)
+        # a pool with that address again, under another name, adopts the same fd
+        pm.pools["again"] = hello_pool("again", listen=path)
+        pm.write_config()
+        pm.signal(signal.SIGHUP)
+        wait_until(lambda: len(re.findall(rx, pm.log())) >= 2, READY_TIMEOUT,
+                   what="the new pool to adopt the socket")
+        body = wait_fcgi_ok(path)
+        self.assertIn(b'"REQUEST_METHOD": "GET"', body)
+        self.assertTrue(pm.proc.running())
 
     def test_adopts_an_inherited_tcp_socket_by_address(self):
         port = free_port()
