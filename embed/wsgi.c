@@ -289,7 +289,7 @@ environ_build(struct request *r, PyObject *input, PyObject *errors)
 	    { NULL, 0 } };
 	struct wsgi_span hct = { NULL, 0 }, osn, opi;
 	PyObject *env, *key;
-	bool https = false, have_ct = false;
+	bool https_on = false, scheme_https = false, have_ct = false;
 	char stackbuf[1024], *buf = stackbuf;
 	size_t i, need;
 	int k, rc;
@@ -316,11 +316,13 @@ environ_build(struct request *r, PyObject *input, PyObject *errors)
 			pp.document_uri = v;
 			break;
 		case K_HTTPS:
-			https |= span_ieq(v.p, v.len, "on") ||
+			/* A param sent twice: the last one wins, in
+			 * the environ and here alike. */
+			https_on = span_ieq(v.p, v.len, "on") ||
 			    span_ieq(v.p, v.len, "1");
 			break;
 		case K_REQUEST_SCHEME:
-			https |= span_ieq(v.p, v.len, "https");
+			scheme_https = span_ieq(v.p, v.len, "https");
 			break;
 		case K_CONTENT_TYPE:
 			have_ct = true;
@@ -362,7 +364,8 @@ environ_build(struct request *r, PyObject *input, PyObject *errors)
 	if (rc == -1)
 		goto fail;
 
-	if ((https && PyDict_SetItem(env, key_url_scheme, str_https) == -1) ||
+	if (((https_on || scheme_https) &&
+	    PyDict_SetItem(env, key_url_scheme, str_https) == -1) ||
 	    PyDict_SetItem(env, key_input, input) == -1 ||
 	    PyDict_SetItem(env, key_errors, errors) == -1)
 		goto fail;

@@ -57,8 +57,10 @@ def location_blocks(socket_path, locations):
                 b = rx.sub(lambda m: "%s%s;" % (m.group(1), d), b, count=1)
             else:
                 added.append(d)
+        # after the block's own (and its include): nginx sends params in
+        # order, and the gateway, like a dict, keeps the last of a name
         out.append("    location %s {\n%s%s    }\n" % (
-            prefix, "".join("        %s;\n" % d for d in added), b))
+            prefix, b, "".join("        %s;\n" % d for d in added)))
     return snippet, m.start(), "".join(out)
 
 
@@ -107,6 +109,7 @@ class GatewayBehindNginx(harness.TestCase):
         sock = cls.pm.socket("gw")
         snippet = derived_snippet(cls.tmp, "gateway-site.conf", (sock, [
             ("/secure/", "^(/secure)(/.*)$", ["fastcgi_param HTTPS on"]),
+            ("/scheme/", "^(/scheme)(/.*)$", ["fastcgi_param REQUEST_SCHEME https"]),
             ("/prefix/", "^(/prefix)(/.*)$", []),
             ("/unbuffered/", "^(/unbuffered)(/.*)$", ["fastcgi_buffering off"]),
             ("/nosplit/", "", []),
@@ -187,6 +190,11 @@ class GatewayBehindNginx(harness.TestCase):
         self.assertEqual(e["_wsgi"]["url_scheme"], "https")
         self.assertEqual(e["HTTPS"], "on")
         self.assertEqual(self.env("/environ")["_wsgi"]["url_scheme"], "http")
+        # REQUEST_SCHEME=https alone says the same (nginx sends it after
+        # the REQUEST_SCHEME=$scheme of fastcgi_params: the last one counts)
+        e = self.env("/scheme/environ")
+        self.assertEqual((e["_wsgi"]["url_scheme"], e["REQUEST_SCHEME"]), ("https", "https"))
+        self.assertNotIn("HTTPS", e)
 
     def test_script_name_at_root_and_at_a_prefix(self):
         e = self.env("/prefix/environ/x/y")

@@ -218,6 +218,27 @@ START_TEST(environ_url_scheme)
 }
 END_TEST
 
+/* A param sent twice: the last one counts, for url_scheme as in the environ. */
+START_TEST(environ_url_scheme_last_param_wins)
+{
+	struct fake *f = req("environ", "/?wsgi.url_scheme,REQUEST_SCHEME");
+
+	fake_param(f, "REQUEST_SCHEME", "https", -1);
+	fake_param(f, "REQUEST_SCHEME", "http", -1);
+	ck_assert_int_eq(serve(f), 0);
+	ck_assert_str_eq(f->out, OK_TEXT("wsgi.url_scheme='http'\n"
+	    "REQUEST_SCHEME='http'\n"));
+	fake_free(f);
+	f = req("environ", "/?wsgi.url_scheme,HTTPS");
+	fake_param(f, "HTTPS", "off", -1);
+	fake_param(f, "HTTPS", "on", -1);
+	ck_assert_int_eq(serve(f), 0);
+	ck_assert_str_eq(f->out, OK_TEXT("wsgi.url_scheme='https'\n"
+	    "HTTPS='on'\n"));
+	fake_free(f);
+}
+END_TEST
+
 START_TEST(environ_wsgi_keys_and_types)
 {
 	struct fake *f = req("types", "/");
@@ -1001,6 +1022,7 @@ wsgi_suite(void)
 	tc = tcase_create("environ");
 	tcase_add_test(tc, environ_native_strings_are_latin1);
 	tcase_add_test(tc, environ_url_scheme);
+	tcase_add_test(tc, environ_url_scheme_last_param_wins);
 	tcase_add_test(tc, environ_wsgi_keys_and_types);
 	tcase_add_test(tc, environ_content_type_from_http_header);
 	tcase_add_test(tc, environ_defaults_for_missing_cgi_vars);
