@@ -15,6 +15,7 @@ import signal
 import threading
 import time
 
+import fcgiclient
 import harness
 from harness import Pool, Raw, concurrent, get, wait_until
 
@@ -270,6 +271,47 @@ class Recycling(PmCase):
         self.assert_all_200(results)
         self.assertNotIn(pid, {int(r.headers["x-pid"]) for r in results})
         wait_until(lambda: len(self.workers()) == 2, 20, what="a replacement")
+
+
+class KeptAlive(PmCase):
+    """A thread waiting for the next request on a kept-alive FastCGI
+    connection (fastcgi_keep_conn on) is idle: no request timeout applies,
+    and ondemand stops its worker after process_idle_timeout."""
+
+    def kept_request(self, sock, path):
+        fcgiclient.request(sock, params={"PATH_INFO": path, "REQUEST_URI": path},
+                           keep=True)
+        out, err, app, proto = fcgiclient.response(sock)
+        self.assertEqual(proto, 0)
+        self.assertIn(b"200 OK", out.split(b"\r\n", 1)[0])
+        return int(out.rsplit(b"\r\n\r\n", 1)[1])
+
+    def test_no_request_timeout_applies_to_an_idle_kept_connection(self):
+        self.start(max_children=1, request_terminate_timeout=Raw("1s"),
+                   keepalive_timeout=Raw("30s"))
+        sock = fcgiclient.connect(self.pm.socket("pm"), timeout=30)
+        try:
+            first = self.kept_request(sock, "/pid")
+            time.sleep(3.0)         # idle on the kept connection, 3 x the timeout
+            self.assertEqual(self.workers(), [first])
+            self.assertEqual(self.kept_request(sock, "/pid"), first)
+        finally:
+            sock.close()
+        self.assertNotIn("killing it", self.pm.log())
+
+    def test_ondemand_stops_a_worker_idle_on_a_kept_connection(self):
+        self.start(pm=Raw("ondemand"), max_children=1, process_idle_timeout=Raw("1s"),
+                   keepalive_timeout=Raw("60s"))
+        sock = fcgiclient.connect(self.pm.socket("pm"), timeout=30)
+        try:
+            pid = self.kept_request(sock, "/pid")
+            self.pm.wait_log(r"worker %d idle for [\d.]+s, more than process_idle_timeout"
+                             % pid, 20)
+            wait_until(lambda: not self.workers(), 20, what="the worker to leave")
+            # its graceful stop closed the idle kept connection
+            self.assertEqual(sock.recv(1), b"")
+        finally:
+            sock.close()
 
 
 class MaxChildren(PmCase):
