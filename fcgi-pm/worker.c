@@ -355,7 +355,9 @@ child_exec(const struct worker *w, int pipe_w, int ctl, const char *binary, char
 			child_fail("set the open files limit", NULL, "rlimit_files", errno);
 	}
 	if (pc->rlimit_core >= 0) {
-		rl.rlim_cur = rl.rlim_max = (rlim_t)pc->rlimit_core;
+		/* conf.c reads "unlimited" as LONG_MAX */
+		rl.rlim_cur = rl.rlim_max = pc->rlimit_core == LONG_MAX ? RLIM_INFINITY :
+		    (rlim_t)pc->rlimit_core;
 		if (setrlimit(RLIMIT_CORE, &rl) == -1)
 			child_fail("set the core size limit", NULL, "rlimit_core", errno);
 	}

@@ -180,6 +180,12 @@ class Isolation(harness.TestCase):
         self.assertEqual(info["nofile"], [1000, 1000])
         self.assertEqual(info["core"], [0, 0])
 
+    def test_rlimit_core_unlimited(self):
+        self.start(rlimit_core=harness.Raw("unlimited"))
+        for pid in self.pids():
+            self.assertEqual(proc_limits(pid)["Max core file size"],
+                             ("unlimited", "unlimited"), pid)
+
     def test_clear_env_keeps_only_the_pool_env(self):
         os.environ["FCGI_PM_ISO_MARKER"] = "from-the-master"
         try:
