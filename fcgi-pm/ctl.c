@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <poll.h>
@@ -253,4 +254,45 @@ ctl_reopen_logs(const struct conf *c, int argc, char **argv)
 	if (ctl_getopt(argc, argv, longopts, &flags, NULL) == -1)
 		return ctl_usage("reopen-logs");
 	return ctl_send(c, "reopen-logs");
+}
+
+/*
+ * The configuration FILE does not load (a site file being edited, say):
+ * find status_socket in the main file by its line, `status_socket = "PATH"`,
+ * so that status, stop and reload still reach the daemon (which keeps its
+ * running configuration and says what is wrong on reload).  Fills *C with
+ * FILE (borrowed) and the path (the caller frees c->status_socket).  Returns 0, or -1 if there is no such line.
+ */
+int
+ctl_conf_fallback(const char *file, struct conf *c)
+{
+	char line[4096];
+	FILE *f;
+
+	memset(c, 0, sizeof(*c));
+	if ((f = fopen(file, "re")) == NULL)
+		return -1;
+	while (fgets(line, sizeof(line), f) != NULL) {
+		char *p = line, *end;
+
+		while (isspace((unsigned char)*p))
+			p++;
+		if (strncmp(p, "status_socket", 13) != 0)
+			continue;
+		p += 13;
+		while (isspace((unsigned char)*p))
+			p++;
+		if (*p++ != '=')
+			continue;
+		while (isspace((unsigned char)*p))
+			p++;
+		if (*p++ != '"' || (end = strchr(p, '"')) == NULL)
+			continue;
+		*end = '\0';
+		free(c->status_socket);
+		c->status_socket = strdup(p);
+	}
+	fclose(f);
+	c->file = (char *)file;
+	return c->status_socket != NULL ? 0 : -1;
 }

@@ -494,6 +494,7 @@ int ctl_reload(const struct conf *c, int argc, char **argv);
 int ctl_restart(const struct conf *c, int argc, char **argv);
 int ctl_stop(const struct conf *c, int argc, char **argv);
 int ctl_reopen_logs(const struct conf *c, int argc, char **argv);
+int ctl_conf_fallback(const char *file, struct conf *c);
 
 /* ---------------------------------------------------------------- reload.c */
 

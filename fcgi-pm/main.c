@@ -539,9 +539,22 @@ main(int argc, char *argv[])
 	if ((conf = conf_load(conffile, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "%s%s", err[0] ? err : "fcgi-pm: cannot load the configuration\n",
 		    err[0] && err[strlen(err) - 1] != '\n' ? "\n" : "");
-		if (optind < argc)
-			fprintf(stderr, "fcgi-pm: %s not sent: fix the configuration first (a "
-			    "running fcgi-pm keeps the configuration it has)\n", argv[optind]);
+		if (optind < argc) {
+			struct conf fb;
+
+			/* the daemon keeps its configuration: reach it all the same */
+			if (ctl_conf_fallback(conffile, &fb) == 0) {
+				fprintf(stderr, "fcgi-pm: warning: the configuration has the "
+				    "errors above; status_socket %s found in %s\n",
+				    fb.status_socket, conffile);
+				status = find_command(argv[optind])->run(&fb, argc - optind,
+				    argv + optind);
+				free(fb.status_socket);
+				return status;
+			}
+			fprintf(stderr, "fcgi-pm: %s not sent: no status_socket found in %s\n",
+			    argv[optind], conffile);
+		}
 		return EX_CONFIG_STATUS;
 	}
 	if (conf->log_level != NULL && log_level_parse(conf->log_level, &level) == -1) {
