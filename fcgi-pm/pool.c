@@ -777,6 +777,19 @@ pools_stopped(const struct pool *pools, size_t n)
 	return true;
 }
 
+/* Is S a decimal id ("33")?  Its value in *ID. */
+static bool
+numeric_id(const char *s, unsigned long *id)
+{
+	char *end;
+
+	if (*s < '0' || *s > '9')
+		return false;
+	errno = 0;
+	*id = strtoul(s, &end, 10);
+	return errno == 0 && *end == '\0' && *id < (unsigned long)(uid_t)-1;
+}
+
 /*
  * Decide whose identity P's workers take.  As root: the pool's user (and
  * group, else the user's), with the user's supplementary groups; root
@@ -788,6 +801,7 @@ pool_identity(struct pool *p)
 	const struct pool_conf *pc = p->conf;
 	struct passwd *pw = NULL;
 	struct group *gr;
+	unsigned long id;
 	int ng = 0;
 
 	if (geteuid() != 0) {
@@ -799,19 +813,29 @@ pool_identity(struct pool *p)
 	p->uid = 0;
 	p->gid = 0;
 	if (pc->user != NULL) {
-		if ((pw = getpwnam(pc->user)) == NULL) {
-			log_error(pc->name, 0, "user %s: no such user", pc->user);
+		/* a name, or as php-fpm a numeric uid (which may have no passwd entry) */
+		if ((pw = getpwnam(pc->user)) != NULL) {
+			p->uid = pw->pw_uid;
+			p->gid = pw->pw_gid;
+		} else if (numeric_id(pc->user, &id) && pc->group != NULL) {
+			p->uid = (uid_t)id;
+			pw = getpwuid(p->uid);
+		} else {
+			log_error(pc->name, 0, "user %s: no such user%s", pc->user,
+			    numeric_id(pc->user, &id) ? " (a uid without a passwd entry "
+			    "needs group as well)" : "");
 			return -1;
 		}
-		p->uid = pw->pw_uid;
-		p->gid = pw->pw_gid;
 	}
 	if (pc->group != NULL) {
-		if ((gr = getgrnam(pc->group)) == NULL) {
+		if ((gr = getgrnam(pc->group)) != NULL)
+			p->gid = gr->gr_gid;
+		else if (numeric_id(pc->group, &id))
+			p->gid = (gid_t)id;
+		else {
 			log_error(pc->name, 0, "group %s: no such group", pc->group);
 			return -1;
 		}
-		p->gid = gr->gr_gid;
 	}
 	if (p->uid == 0 && !pc->allow_root) {
 		log_error(pc->name, 0, "workers would run as root; set user (and group) "
@@ -822,10 +846,10 @@ pool_identity(struct pool *p)
 		return 0;
 	p->drop_privileges = true;
 	if (pw != NULL) {
-		getgrouplist(pc->user, p->gid, NULL, &ng);
+		getgrouplist(pw->pw_name, p->gid, NULL, &ng);
 		if (ng > 0 && (p->groups = calloc((size_t)ng, sizeof(gid_t))) == NULL)
 			return -1;
-		if (ng > 0 && getgrouplist(pc->user, p->gid, p->groups, &ng) == -1)
+		if (ng > 0 && getgrouplist(pw->pw_name, p->gid, p->groups, &ng) == -1)
 			ng = 0;
 	}
 	p->ngroups = ng;

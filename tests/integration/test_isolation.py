@@ -159,6 +159,18 @@ class Isolation(harness.TestCase):
             self.assertEqual([int(x) for x in st["Gid"].split()], [self.other_gid] * 4)
             self.assertNotIn(0, [int(x) for x in st["Groups"].split()])
 
+    def test_numeric_user_and_group_even_without_a_passwd_entry(self):
+        self.start(user=str(self.uid), group=str(self.gid))
+        for pid in self.pids():
+            self.assertEqual(proc_status(pid)["Uid"].split()[0], str(self.uid))
+        self.pm.stop()
+        self.start(user="4242", group="4243")
+        for pid in self.pids():
+            st = proc_status(pid)
+            self.assertEqual(st["Uid"].split(), ["4242"] * 4)
+            self.assertEqual(st["Gid"].split(), ["4243"] * 4)
+            self.assertEqual(st["Groups"].split(), [])
+
     def test_umask_and_chdir(self):
         site = os.path.join(self.tmp, "site")
         os.makedirs(site)
