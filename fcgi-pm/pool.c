@@ -47,6 +47,7 @@ static int
 decide_dynamic(const struct pool_conf *pc, const struct pool_view *v, struct pool_actions *a)
 {
 	int spare = v->idle + v->starting;
+	int rate = v->spawn_rate > 0 ? v->spawn_rate : 1;
 
 	if (v->idle > pc->max_spare && v->idlest >= 0) {
 		a->stop_slot = v->idlest;
@@ -61,9 +62,8 @@ decide_dynamic(const struct pool_conf *pc, const struct pool_view *v, struct poo
 		a->spawn_rate = 1;	/* max_children reached: see pool_decide */
 		return 0;
 	}
-	a->spawn_rate = min_int(v->spawn_rate * 2, pc->max_spawn_rate > 0 ?
-	    pc->max_spawn_rate : 1);
-	return min_int(v->spawn_rate, pc->min_spare - spare);
+	a->spawn_rate = min_int(rate * 2, pc->max_spawn_rate > 0 ? pc->max_spawn_rate : 1);
+	return min_int(rate, pc->min_spare - spare);
 }
 
 /*

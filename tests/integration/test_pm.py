@@ -170,10 +170,10 @@ class Timeouts(PmCase):
         self.assertNotEqual(r.text.strip(), first)
         self.assertEqual(self.summary()["terminated"], 1)
 
-    def test_slow_request_writes_the_python_stack_to_the_slowlog(self):
+    def test_slow_request_writes_the_python_stack_to_the_slowlog(self, **options):
         slowlog = os.path.join(self.tmp, "pm.slow.log")
         self.start(max_children=1, threads=2, slowlog=slowlog,
-                   request_slowlog_timeout=Raw("1s"))
+                   request_slowlog_timeout=Raw("1s"), **options)
         pid = self.get("/pid").text.strip()
         # the request goes on and succeeds
         r = self.get("/sleep?s=3")
@@ -204,6 +204,9 @@ class Timeouts(PmCase):
         # once per request
         self.assertEqual(text.count("request: GET"), 2)
         self.assertEqual(self.summary()["slow"], 2)
+
+    def test_slowlog_works_for_workers_forked_by_preload(self):
+        self.test_slow_request_writes_the_python_stack_to_the_slowlog(preload=True)
 
     def test_queue_timeout_answers_503_and_counts_them(self):
         self.start(max_children=1, queue_timeout=Raw("1s"))
