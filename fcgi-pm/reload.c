@@ -12,9 +12,16 @@
  * replaced pool that keeps its listen address hands its listening socket
  * over, so no connection is ever refused.
  */
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "fcgi-pm.h"
 
@@ -262,6 +269,37 @@ free_entries(const struct pool *pools, size_t n, size_t capacity)
 }
 
 /*
+ * A socket handed over to pool PC: apply PC's listen_backlog (listen()
+ * again changes it on Linux) and, for a unix socket fcgi-pm bound, its
+ * listen_owner, listen_group and listen_mode, as sock_open() would have.
+ * Failures are logged; the socket keeps serving as it was.
+ */
+static void
+resettle_socket(struct listen_sock *ls, const struct pool_conf *pc)
+{
+	uid_t uid = (uid_t)-1;
+	gid_t gid = (gid_t)-1;
+	struct passwd *pw;
+	struct group *gr;
+
+	if (listen(ls->fd, pc->listen_backlog > 0 ? pc->listen_backlog : 511) == -1)
+		log_warning(pc->name, 0, "listen_backlog %d: %s", pc->listen_backlog,
+		    strerror(errno));
+	if (ls->addr.family != AF_UNIX || ls->activated)
+		return;
+	if (pc->listen_owner != NULL && (pw = getpwnam(pc->listen_owner)) != NULL)
+		uid = pw->pw_uid;
+	if (pc->listen_group != NULL && (gr = getgrnam(pc->listen_group)) != NULL)
+		gid = gr->gr_gid;
+	if ((uid != (uid_t)-1 || gid != (gid_t)-1) && chown(ls->addr.path, uid, gid) == -1)
+		log_warning(pc->name, 0, "listen %s: listen_owner/listen_group: %s",
+		    ls->addr.path, strerror(errno));
+	if (chmod(ls->addr.path, pc->listen_mode > 0 ? (mode_t)pc->listen_mode : 0660) == -1)
+		log_warning(pc->name, 0, "listen %s: listen_mode %04o: %s", ls->addr.path,
+		    (unsigned)pc->listen_mode, strerror(errno));
+}
+
+/*
  * Apply the configuration NC to the running POOLS (*NPOOLS used of
  * CAPACITY, see POOLS_CAPACITY): plan with reload_plan (ONLY = one pool
  * name or NULL), then start added pools, replace changed ones (the new
@@ -337,6 +375,8 @@ reload_apply(struct pool *pools, size_t *npools, size_t capacity, const struct c
 				rc = -1;
 				break;
 			}
+			if (st->same_listen)
+				resettle_socket(&np->sock, pc);
 			np->start_us = p->start_us;
 			np->max_listen_queue = p->max_listen_queue;
 			log_notice(pc->name, 0, "configuration changed: new workers start; "

@@ -279,10 +279,12 @@ class Sockets(ReloadCase):
                 finally:
                     s.close()
                 time.sleep(0.002)
+        ino = os.stat(path).st_ino
         t = threading.Thread(target=hammer, daemon=True)
         t.start()
         try:
-            self.rewrite(hello_pool(max_children=1, env={"GEN": "2"}))
+            self.rewrite(hello_pool(max_children=1, env={"GEN": "2"},
+                                    listen_mode=harness.Raw("0666")))
             rc, out, err = cli(pm, "reload")
             self.assertEqual(rc, 0, err)
             self.assertIn("changed", out)
@@ -292,6 +294,9 @@ class Sockets(ReloadCase):
             stop.set()
             t.join(30)
         self.assertEqual(refused, [])
+        st = os.stat(path)
+        self.assertEqual(st.st_ino, ino, "the socket file was replaced")
+        self.assertEqual(st.st_mode & 0o777, 0o666, "the new listen_mode was not applied")
 
     def test_reload_of_one_pool_leaves_the_others(self):
         pm = self.start([hello_pool("a", max_children=1), hello_pool("b", max_children=1)],

@@ -188,6 +188,19 @@ START_TEST(every_kind_of_directive_counts_as_a_change)
 }
 END_TEST
 
+/*
+ * A directive added to struct pool_conf must be compared in
+ * reload_pool_changed(), or a reload silently ignores it: this size is
+ * the reminder.  Add the field there (and a case above), then update it.
+ */
+START_TEST(reload_compares_every_pool_conf_field)
+{
+	ck_assert_msg(sizeof(struct pool_conf) == 288, "struct pool_conf is %zu bytes, "
+	    "not 288: compare the new field in reload.c's reload_pool_changed() and "
+	    "update this test", sizeof(struct pool_conf));
+}
+END_TEST
+
 START_TEST(only_one_pool_leaves_the_others_alone)
 {
 	const struct pool_conf *old[] = { &a, &b, &c };
@@ -298,6 +311,7 @@ reload_suite(void)
 	tcase_add_test(tp, the_same_address_spelled_differently_keeps_the_socket);
 	tcase_add_test(tp, moving_a_pool_to_another_file_changes_nothing);
 	tcase_add_test(tp, every_kind_of_directive_counts_as_a_change);
+	tcase_add_test(tp, reload_compares_every_pool_conf_field);
 	tcase_add_test(tp, only_one_pool_leaves_the_others_alone);
 	tcase_add_test(tp, only_a_new_pool_adds_it);
 	tcase_add_test(tp, only_an_unknown_pool_is_an_error);
