@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <grp.h>
 #include <pwd.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -385,6 +386,8 @@ reload_apply(struct pool *pools, size_t *npools, size_t capacity, const struct c
 			buf_printf(msg, "pool %s: changed, rolling its workers\n", pc->name);
 			p->state = POOL_STOPPING;
 			pool_retire(p);
+			/* its workers need it no more: they are the master's children */
+			preload_stop(p, SIGQUIT, p->control_timeout_ms, loop_now_ms());
 			pools_start(np, 1);
 			break;
 		case RELOAD_ADD:

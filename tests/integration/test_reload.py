@@ -246,6 +246,25 @@ class Refused(ReloadCase):
         self.assertEqual(status(pm, "hello")["total processes"], 2)
 
 
+    def test_new_code_that_cannot_import_leaves_the_old_workers_serving(self):
+        pm = self.start([hello_pool(max_children=2)])
+        before = pm.worker_pids("hello")
+        self.rewrite(harness.Pool("hello", "no_such_module_at_all:application", max_children=2))
+        load = Load(self.site.port, threads=2)
+        try:
+            rc, out, err = cli(pm, "reload")
+            self.assertEqual(rc, 0, err)
+            pm.wait_log(r"the application failed to import", 20)
+            pm.wait_log(r"next attempt in", 20)
+            load.wait_more(30)
+        finally:
+            ok, failures = load.finish()
+        self.assertEqual(failures, [])
+        for pid in before:
+            self.assertTrue(harness.pid_alive(pid), "an old worker was stopped")
+        self.assertNotIn("its replacement is ready", pm.log())
+
+
 class Sockets(ReloadCase):
     def test_a_new_listen_address_gets_a_new_socket(self):
         pm = self.start([hello_pool(max_children=1)], nginx=False)
