@@ -265,13 +265,17 @@ class Chaos(harness.TestCase):
         self.assertEqual(unexplained, [], "victim requests failed with no worker death")
         # the faults happened as injected
         self.assertEqual(by("SEGV"), injected["segv"])
-        self.assertEqual(terminated, injected["hang"])
+        # each hang is terminated; so is the SIGSTOPped worker if it was busy
+        self.assertGreaterEqual(terminated, injected["hang"])
+        self.assertLessEqual(terminated, injected["hang"] + injected["stop"])
         self.assertGreaterEqual(by("KILL"), injected["kill"] + terminated)
         self.assertLessEqual(by("KILL"), injected["kill"] + terminated)
         for kind, _, _, ok in chaos_results:
             self.assertEqual(ok, kind == "leak", "%s view: ok=%s" % (kind, ok))
-        self.assertEqual(len(re.findall(r"\[pool victim\].*exceeds max_rss", log)),
-                         injected["leak"])
+        # a leaking worker leaves after its request (unless a kill was faster)
+        rss_exits = len(re.findall(r"\[pool victim\].*exceeds max_rss", log))
+        self.assertGreaterEqual(rss_exits, 1 if injected["leak"] else 0)
+        self.assertLessEqual(rss_exits, injected["leak"])
         if injected["HUP"]:
             self.assertIn("reloading the configuration", log)
         # the master is as before
