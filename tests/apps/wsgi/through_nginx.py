@@ -12,6 +12,7 @@ Files the apps record into live in the directory named by the pool's
 GW_STATE_DIR environment variable.
 """
 import hashlib
+import io
 import json
 import os
 import sys
@@ -280,6 +281,37 @@ def _file(environ, start_response):
 
 validated["file"] = wsgiref.validate.validator(_file)
 raw["file_raw"] = _file
+
+
+class CountingFile(io.FileIO):
+    """A file that records, when closed, how often Python read it."""
+
+    def __init__(self, path, tag):
+        super().__init__(path, "rb")
+        self.tag, self.reads = tag, 0
+
+    def read(self, *args):
+        self.reads += 1
+        return super().read(*args)
+
+    def close(self):
+        # every call is recorded (IOBase's finalizer calls close() only on
+        # a file still open)
+        record("files", "close %s reads=%d" % (self.tag, self.reads))
+        super().close()
+
+
+def _counted(environ, start_response):
+    """wsgi.file_wrapper over a CountingFile: QUERY_STRING "path:tag"."""
+    path, _, tag = environ["QUERY_STRING"].partition(":")
+    f = CountingFile(os.path.join(STATE, path), tag)
+    start_response("200 OK", [("Content-Type", "application/octet-stream"),
+                              ("Content-Length", str(os.fstat(f.fileno()).st_size))])
+    return environ["wsgi.file_wrapper"](f, 65536)
+
+
+validated["counted"] = wsgiref.validate.validator(_counted)
+raw["counted_raw"] = _counted
 
 
 @app
