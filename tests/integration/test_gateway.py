@@ -311,6 +311,22 @@ class GatewayBehindNginx(harness.TestCase):
         r = get(self.port, "/input?read:10,readline")
         self.assertEqual(r.json(), ["", "", ""])
 
+    def test_answer_without_reading_a_large_streamed_body(self):
+        # the app answers (or fails) before reading 50 MB that nginx is
+        # still passing on: the client gets the answer, the worker serves on
+        for path, status in (("/bigupload/environ", 200), ("/bigupload/boom?unread", 500)):
+            c = httpclient.HTTPConnection("127.0.0.1", self.port, timeout=60)
+            try:
+                c.request("POST", path, body=(b"z" * (1 << 20) for _ in range(50)),
+                          headers={"Content-Length": str(50 << 20),
+                                   "Content-Type": "application/octet-stream"})
+                r = c.getresponse()
+                r.read()
+                self.assertEqual(r.status, status, path)
+            finally:
+                c.close()
+            self.assert_worker_serves()
+
     def test_chunked_request_body(self):
         # nginx de-chunks and sends CONTENT_LENGTH
         c = httpclient.HTTPConnection("127.0.0.1", self.port, timeout=30)
