@@ -555,8 +555,10 @@ class Lifecycle(harness.TestCase):
         self.assertIn(b"ERROR: stub: cannot import", p.stdout)
         self.assertIn(b"ERROR: Traceback", p.stdout)    # multi-line -> one prefix per line
 
-    def scoreboard(self, nslots=2, nthreads=2, magic=0x46435042, version=1):
-        slot_size = (40 + nthreads * 336 + 63) & ~63
+    # fcgi-pm/scoreboard.h v2: a slot header of 48 bytes (queue_timeouts),
+    # threads of 344 (thread_id after state)
+    def scoreboard(self, nslots=2, nthreads=2, magic=0x46435042, version=2):
+        slot_size = (48 + nthreads * 344 + 63) & ~63
         size = 64 + nslots * slot_size
         fd = os.memfd_create("sb", 0)
         os.ftruncate(fd, size)
@@ -580,11 +582,11 @@ class Lifecycle(harness.TestCase):
         total = 0
         uris = []
         for t in range(2):
-            tb = base + 40 + t * 336
-            tseq, tstate, treqs, rstart, clen = struct.unpack_from("=IIQQQ", m, tb)
-            method = m[tb + 32:tb + 48].split(b"\0")[0]
-            uri = m[tb + 48:tb + 304].split(b"\0")[0]
-            last_end, dur, cpu, lrss = struct.unpack_from("=QQQQ", m, tb + 304)
+            tb = base + 48 + t * 344
+            tseq, tstate, tid, treqs, rstart, clen = struct.unpack_from("=IIQQQQ", m, tb)
+            method = m[tb + 40:tb + 56].split(b"\0")[0]
+            uri = m[tb + 56:tb + 312].split(b"\0")[0]
+            last_end, dur, cpu, lrss = struct.unpack_from("=QQQQ", m, tb + 312)
             total += treqs
             if treqs:
                 self.assertEqual(tstate, 0)
