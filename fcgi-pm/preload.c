@@ -172,6 +172,43 @@ preload_ready(struct pool *p, uint64_t now)
 }
 
 /*
+ * Is PID, as P's preload process reported it, a worker it just forked: a
+ * child of ours (alive or not yet reaped), with the pool's uid, not
+ * already one of P's workers?  The preload process runs the application:
+ * it must not be able to make the master signal another process.
+ */
+static bool
+is_new_worker(const struct pool *p, pid_t pid)
+{
+	siginfo_t si = { 0 };
+	char path[64], line[256];
+	bool ok = !p->drop_privileges;
+	FILE *f;
+
+	if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) == -1)
+		return false;	/* ECHILD: not ours */
+	for (int i = 0; i < p->nslots; i++) {
+		if (p->workers[i].pid == pid)
+			return false;
+	}
+	if (ok)
+		return true;
+	snprintf(path, sizeof(path), "/proc/%ld/status", (long)pid);
+	if ((f = fopen(path, "re")) == NULL)
+		return false;
+	while (fgets(line, sizeof(line), f) != NULL) {
+		unsigned long uid;
+
+		if (sscanf(line, "Uid: %lu", &uid) == 1) {
+			ok = (uid_t)uid == p->uid;
+			break;
+		}
+	}
+	fclose(f);
+	return ok;
+}
+
+/*
  * Have P's preload process fork worker W (slot assigned, started_ms set):
  * send "spawn SLOT MAX_REQUESTS" with the write end of W's new output
  * pipe, and wait up to PRELOAD_REPLY_MS for its pid.  0 with w->pid and
@@ -246,6 +283,11 @@ preload_fork(struct pool *p, struct worker *w)
 			    "answered '%s'", (long)p->preload.pid, msg);
 		close(fds[0]);
 		return -1;	/* fork failed (EAGAIN, ENOMEM): the backoff retries */
+	}
+	if (!is_new_worker(p, (pid_t)pid)) {
+		log_error(name, 0, "preload process %ld answered pid %ld, which is not a "
+		    "worker it forked; killing it", (long)p->preload.pid, pid);
+		goto fail;
 	}
 	fcntl(fds[0], F_SETFL, O_NONBLOCK);
 	w->pid = (pid_t)pid;

@@ -229,6 +229,34 @@ class Preload(harness.TestCase):
         self.assertEqual(preload_pid(self.pm, "probe"), pre)
         self.assertEqual(probe_info(sock)["import_pid"], pre)
 
+    def test_a_lying_preload_process_cannot_make_the_master_signal_others(self):
+        """The preload process runs the application: a pid it reports that
+        is not a worker it forked (here: an unrelated process of the test)
+        is refused, the preload process killed, and that process untouched."""
+        fake = os.path.join(self.tmp, "lying-worker")
+        with open(fake, "w") as f:
+            f.write("#!/usr/bin/python3\n"
+                    "import os, socket, sys\n"
+                    "fd = int([a for a in sys.argv if a.startswith('--preload=')][0][10:])\n"
+                    "s = socket.socket(fileno=fd)\n"
+                    "s.send(b'ready')\n"
+                    "while True:\n"
+                    "    cmd = s.recv(128)\n"
+                    "    if not cmd:\n"
+                    "        sys.exit(0)\n"
+                    "    s.send(b'pid %d' % int(os.environ.get('LIE_PID', '1')))\n")
+        os.chmod(fake, 0o755)
+        victim = harness.Proc(["/bin/sleep", "60"], os.path.join(self.tmp, "victim.log"),
+                              "victim")
+        pool = probe_pool(max_children=1, preload=True, env={"LIE_PID": str(victim.pid)})
+        self.pm = self.fcgi_pm([pool], main_options={"worker_binary": fake})
+        self.pm.wait_log(r"preload process \d+ answered pid %d, which is not a worker "
+                         r"it forked; killing it" % victim.pid)
+        self.pm.wait_log(r"preload process \d+ exited on signal 9")
+        self.pm.stop()
+        self.assertTrue(victim.running(), "the master signalled a process it does not own")
+        victim.stop()
+
     def test_reload_of_a_changed_pool_replaces_its_preload_process(self):
         workers = self.start(count=2, env={"SITE_VERSION": "one"})
         pre = preload_pid(self.pm, "probe")
