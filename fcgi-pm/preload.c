@@ -12,7 +12,8 @@
  * logged, replaced and recycled exactly as the workers of a pool without
  * preload.  Spawning is one synchronous exchange on the control socket,
  * bounded by PRELOAD_REPLY_MS (a fork takes milliseconds), so a worker's
- * pid is known before its SIGCHLD can be read.
+ * pid is known before its SIGCHLD can be read; the pid is checked before
+ * the master ever signals it.
  *
  * The preload process dies or fails to import: it is restarted with the
  * pool's backoff, as a worker would be; the workers it forked keep
@@ -35,7 +36,12 @@
 
 #include "fcgi-pm.h"
 
-#define PRELOAD_REPLY_MS	5000	/* a fork should take milliseconds */
+/*
+ * A fork takes milliseconds; the master's loop waits for the answer, so a
+ * preload process that hangs (or an app that makes it) stalls every pool
+ * this long before it is killed and, as a failure, backed off.
+ */
+#define PRELOAD_REPLY_MS	1000
 
 /* Ready P's preload state (pool_open). */
 void
@@ -268,7 +274,7 @@ preload_fork(struct pool *p, struct worker *w)
 		log_error(name, 0, "cannot start a worker: preload process %ld %s%s; "
 		    "killing it", (long)p->preload.pid, rc == 0 ?
 		    "did not answer within " : "is gone",
-		    rc == 0 ? "5s" : "");
+		    rc == 0 ? "1s" : "");
 		goto fail;
 	}
 	msg[n] = '\0';
