@@ -342,12 +342,14 @@ def app_big(environ, start_response):
 
 
 def _big(n):
-    chunk = b"0123456789abcdef" * (16384)
-    while n >= len(chunk):
-        yield chunk
-        n -= len(chunk)
+    # a new bytes object each time: a gateway that kept references to the
+    # chunks it sent would grow by the size of the response
+    pattern = bytearray(b"0123456789abcdef" * 16384)
+    while n >= len(pattern):
+        yield bytes(pattern)
+        n -= len(pattern)
     if n:
-        yield chunk[:n]
+        yield bytes(pattern[:n])
 
 
 @app
