@@ -290,6 +290,13 @@ class GatewayBehindNginx(harness.TestCase):
         self.assertEqual(self.input_ops("readline,readline:2,readline:100,readline,readline",
                                         b"one\ntwo\nthree\n"),
                          ["one\n", "tw", "o\n", "three\n", "", ""])
+        # lines longer than the gateway's 64 KiB buffer, across its refills
+        long1, long2 = "a" * 150000 + "\n", "b" * 70000 + "\n"
+        self.assertEqual(self.input_ops("readline,readline:65537,readline,readline",
+                                        (long1 + long2 + "end").encode()),
+                         [long1, long2[:65537], long2[65537:], "end", ""])
+        self.assertEqual(self.input_ops("readlines:1,iter", (long1 + long2).encode()),
+                         [[long1], [long2], ""])
         # no newline at the end of the body
         self.assertEqual(self.input_ops("readline,readline", b"ab\ncd"), ["ab\n", "cd", ""])
 
