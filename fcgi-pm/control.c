@@ -70,6 +70,7 @@ static size_t nread_uids;
 static const struct control_ops *ops;
 static struct conn *conns;
 static int nconns;
+static bool paused;			/* out of fds: accepting again at the next tick */
 
 static void conn_close(struct conn *c);
 static void on_conn(int fd, uint32_t events, void *arg);
@@ -234,6 +235,7 @@ control_close(void)
 		close(listen_fd);
 	}
 	listen_fd = -1;
+	paused = false;
 	free(sock_path);
 	sock_path = NULL;
 	free(read_uids);
@@ -337,7 +339,13 @@ on_accept(void)
 		conns = c;
 		nconns++;
 	}
-	/* EMFILE and friends: the next readiness tries again; nothing to log per client */
+	if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+		/* the listener stays readable: pause it, or the loop would spin */
+		log_warning(NULL, 0, "status socket: cannot accept: %s; pausing for a tick",
+		    strerror(errno));
+		loop_unwatch(listen_fd);
+		paused = true;
+	}
 }
 
 /* Write what is left of C's answer; close C when done or on error. */
@@ -753,11 +761,14 @@ on_conn(int fd, uint32_t events, void *arg)
 		on_readable(c);
 }
 
-/* The tick: drop connections that outlived CONTROL_TIMEOUT_MS. */
+/* The tick: drop connections that outlived CONTROL_TIMEOUT_MS; resume accepting. */
 void
 control_tick(uint64_t now_ms)
 {
 	struct conn *c = conns, *next;
+
+	if (paused && listen_fd != -1 && loop_watch(listen_fd, EPOLLIN, on_conn, NULL) == 0)
+		paused = false;
 
 	for (; c != NULL; c = next) {
 		next = c->next;
