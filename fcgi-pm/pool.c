@@ -130,8 +130,9 @@ pool_decide(const struct pool_conf *pc, const struct pool_view *v, struct pool_a
 		want = decide_ondemand(pc, v, a);
 		break;
 	}
-	if (v->active >= pc->max_children && ((v->pending > 0 && v->free_threads == 0 &&
-	    v->starting == 0) || (pc->pm == PM_DYNAMIC && v->idle + v->starting < pc->min_spare)))
+	if (v->active >= pc->max_children &&
+	    ((v->pending > 0 && v->free_threads == 0 && v->starting == 0) ||
+	    (pc->pm == PM_DYNAMIC && v->idle + v->starting < pc->min_spare)))
 		a->max_children_reached = true;
 	want = min_int(want, pc->max_children - v->active);
 	if (v->backoff.delay_ms > 0) {
