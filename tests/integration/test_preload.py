@@ -105,6 +105,33 @@ class Preload(harness.TestCase):
             with open("/proc/%d/cmdline" % w, "rb") as f:
                 self.assertNotIn(b"--preload", f.read())
 
+    def test_python_after_fork_state_in_each_worker(self):
+        """PyOS_AfterFork_Child ran in each worker forked by the raw clone:
+        random is reseeded (the preload process's state is not replayed),
+        threading counts the worker's own threads and knows its main
+        thread, and a request thread is not it."""
+        import json as _json
+        import threading as _threading
+        workers = self.start(count=2, threads=1)
+        results = []
+
+        def slow():
+            results.append(_json.loads(fcgi_get(self.sock, "/fork", "s=2")[1]))
+        t = _threading.Thread(target=slow)
+        t.start()
+        time.sleep(0.5)       # one worker is busy: the next request goes to the other
+        other = _json.loads(fcgi_get(self.sock, "/fork", "s=0")[1])
+        t.join(30)
+        busy = results[0]
+        self.assertNotEqual(busy["pid"], other["pid"])
+        self.assertEqual({busy["pid"], other["pid"]}, set(workers))
+        self.assertNotEqual(busy["first_random"], other["first_random"])
+        for r in (busy, other):
+            self.assertEqual(r["main_thread"], "MainThread")
+            self.assertFalse(r["current_is_main"])
+            # the request thread and the main thread: no thread of the preload process
+            self.assertLessEqual(r["threads"], 2, r)
+
     def test_sigkilled_preloaded_worker_is_replaced(self):
         workers = self.start(count=2)
         pre = preload_pid(self.pm, "probe")

@@ -6,6 +6,9 @@ Routes (PATH_INFO):
                     sys.prefix, the environment, VERSION, the import-time pid
   /import?name=M    JSON: import M; its __file__ and its VALUE attribute
   /print?text=T     print T to stdout and "stderr: T" to stderr, answer "ok"
+  /fork?s=N         JSON after sleeping N s: pid, this process's first
+                    random.random() (drawn on its first /fork request), the
+                    thread count threading sees and the main thread's name
 
 At import time (module level), steered by the environment:
   ISOPROBE_IMPORT_LOG=FILE   append "PID\\n" to FILE (counts the imports)
@@ -15,6 +18,7 @@ At import time (module level), steered by the environment:
 """
 import json
 import os
+import random
 import resource
 import sys
 import threading
@@ -37,6 +41,9 @@ if os.environ.get("ISOPROBE_VERSION_FILE"):
 
 if os.environ.get("ISOPROBE_THREAD") == "1":
     threading.Thread(target=time.sleep, args=(3600,), daemon=True).start()
+
+
+FIRST_RANDOM = None
 
 
 def _status():
@@ -68,6 +75,17 @@ def application(environ, start_response):
         except Exception as e:
             res = {"ok": False, "error": repr(e)}
         return _json(start_response, res)
+
+    if path.endswith("/fork"):
+        global FIRST_RANDOM
+        if FIRST_RANDOM is None:
+            FIRST_RANDOM = random.random()
+        time.sleep(min(float(query.get("s", ["0"])[0]), 30.0))
+        return _json(start_response, {
+            "pid": os.getpid(), "first_random": FIRST_RANDOM,
+            "threads": threading.active_count(),
+            "main_thread": threading.main_thread().name,
+            "current_is_main": threading.current_thread() is threading.main_thread()})
 
     if path.endswith("/print"):
         text = query.get("text", [""])[0]
