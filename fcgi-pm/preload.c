@@ -116,6 +116,8 @@ on_preload_ctl(int fd, uint32_t events, void *arg)
 		return;
 	}
 	msg[n] = '\0';
+	if (p->preload.ending)
+		return;		/* told to stop meanwhile (a restart): its successor will do */
 	if (strcmp(msg, "ready") != 0) {
 		log_error(p->conf->name, 0, "preload process %ld said '%s' instead of "
 		    "ready; stopping it", (long)p->preload.pid, msg);
