@@ -540,14 +540,16 @@ class GatewayBehindNginx(harness.TestCase):
 
     def test_client_gone_notices_are_rate_limited(self):
         mark = len(self.pm.log())
+        t0 = time.monotonic()
         tags = ["limit%d-%d" % (i, time.monotonic_ns()) for i in range(12)]
         res = concurrent(lambda t: self.go_away("close_raw", t), [(t,) for t in tags], threads=4)
         self.assertTrue(all(isinstance(r, bytes) and r.startswith(b"HTTP/1.1 200") for r in res))
         for t in tags:      # every one of them was noticed (and closed)
             self.wait_closed(t)
+        windows = int((time.monotonic() - t0) / 10) + 1     # of 10 s, 5 lines each
         n = self.log_since(mark).count("the client closed the connection")
         self.assertGreaterEqual(n, 1)
-        self.assertLessEqual(n, 5, "12 clients went away, %d log lines" % n)
+        self.assertLessEqual(n, min(5 * windows, 11), "12 clients went away, %d log lines" % n)
 
     # -------------------------------------------------- file_wrapper, HEAD
 
