@@ -306,6 +306,7 @@ struct pool {
 	uint64_t start_us;		/* CLOCK_REALTIME when the pool opened */
 	unsigned max_listen_queue;	/* the longest listen queue seen */
 	int roll_total;			/* workers a rolling restart replaces */
+	int stuck_ticks;		/* ticks with a listen queue beside idle workers */
 };
 
 /* What the policy sees of a pool: a snapshot with no pointers into live state. */

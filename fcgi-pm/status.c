@@ -8,6 +8,11 @@
  * them hand-made ones.  Field names and meanings follow php-fpm's
  * fpm_status.c, so tools written for php-fpm's page read ours.
  */
+#include <sys/socket.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -305,14 +310,64 @@ status_collect(struct pool *pools, size_t n, const char *only, bool full,
 	return 0;
 }
 
-/* Poll every pool's peaks (listen queue, active processes): the tick calls it. */
+/*
+ * Connect to P's listening socket and hang up at once: the new connection
+ * wakes a worker, which then also accepts the ones already waiting.
+ */
+static void
+kick(struct pool *p)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	int fd;
+
+	if (getsockname(p->sock.fd, (struct sockaddr *)&ss, &len) == -1)
+		return;
+	if (ss.ss_family == AF_INET && ((struct sockaddr_in *)&ss)->sin_addr.s_addr ==
+	    htonl(INADDR_ANY))
+		((struct sockaddr_in *)&ss)->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	else if (ss.ss_family == AF_INET6 &&
+	    IN6_IS_ADDR_UNSPECIFIED(&((struct sockaddr_in6 *)&ss)->sin6_addr))
+		((struct sockaddr_in6 *)&ss)->sin6_addr = in6addr_loopback;
+	if ((fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) == -1)
+		return;
+	connect(fd, (struct sockaddr *)&ss, len);	/* loopback: done or in progress */
+	close(fd);
+	log_debug(p->conf->name, 0, "connections waited in the listen queue beside idle "
+	    "workers for %d ticks: woke a worker", p->stuck_ticks);
+}
+
+/*
+ * The tick's look at every pool: keep the peaks (listen queue, active
+ * processes), and wake the workers when connections wait while some are
+ * idle.  That happens when the one worker the kernel woke for a connection
+ * (EPOLLEXCLUSIVE) was stopping and left it: nobody else is woken until the
+ * next connection, which on a quiet site may be long.
+ */
 void
 status_sample(struct pool *pools, size_t n)
 {
 	struct status_snapshot s;
 
-	if (status_collect(pools, n, NULL, false, &s) == 0)
-		status_free(&s);
+	if (status_collect(pools, n, NULL, false, &s) == -1)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		struct pool *p = &pools[i];
+		const struct status_pool *e = NULL;
+
+		if (p->state != POOL_RUNNING || p->workers == NULL || p->sock.fd == -1)
+			continue;
+		for (size_t k = 0; k < s.npools && e == NULL; k++) {
+			if (strcmp(s.pools[k].name, p->conf->name) == 0)
+				e = &s.pools[k];
+		}
+		if (e != NULL && e->listen_queue > 0 && e->idle > 0) {
+			if (++p->stuck_ticks >= 2)
+				kick(p);
+		} else
+			p->stuck_ticks = 0;
+	}
+	status_free(&s);
 }
 
 void

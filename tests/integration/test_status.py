@@ -371,6 +371,28 @@ class Numbers(StatusCase):
         busy[0].join(30)
 
 
+    def test_a_queue_beside_idle_workers_wakes_them(self):
+        """The fake worker says READY and never accepts: a connection waits
+        beside an idle worker, which is what a wake-up lost to a stopping
+        worker looks like.  The master connects to wake the workers."""
+        fake = os.path.join(harness.HERE, "fake-worker")
+        self.status_sock = os.path.join(self.tmp, "status.sock")
+        pm = self.pm = self.fcgi_pm([harness.Pool("p", "fake:app", env={"FAKE_WORKER": "serve"},
+                                                  max_children=1)],
+                                    main_options={"status_socket": self.status_sock,
+                                                  "worker_binary": fake})
+        wait_until(lambda: os.path.exists(self.status_sock), 10, what="the status socket")
+        wait_until(lambda: status_json(pm, "p")["idle processes"] == 1, 10,
+                   what="the fake worker READY")
+        c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        c.connect(pm.socket("p"))
+        try:
+            pm.wait_log(r"\[pool p\] connections waited in the listen queue beside idle "
+                        r"workers for 2 ticks: woke a worker", 10)
+        finally:
+            c.close()
+
+
 class Formats(StatusCase):
     def test_text_has_every_php_fpm_field(self):
         pm = self.start()
