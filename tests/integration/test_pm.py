@@ -114,7 +114,33 @@ class Ondemand(PmCase):
         finally:
             t.join(60)
         self.assert_all_200(results)
-        self.assertLess(used, 1.0, "the master used %.2fs of CPU in 2s" % used)
+        self.assertLess(used, 0.5, "the master used %.2fs of CPU in 2s" % used)
+
+
+class OndemandBackoff(PmCase):
+
+    def test_ondemand_app_that_cannot_import_backs_off_with_a_connection_waiting(self):
+        # a connection waits on the socket while every worker dies at import:
+        # the master must neither spin on the socket nor spawn in a loop
+        pool = Pool("pm", "broken:application", python_path=[os.path.join(harness.APPS, "wsgi")],
+                    pm=Raw("ondemand"), max_children=2, process_idle_timeout=Raw("10s"))
+        self.pm = self.fcgi_pm([pool])
+        sock = fcgiclient.connect(self.pm.socket("pm"), timeout=30)
+        try:
+            fcgiclient.request(sock, params={"PATH_INFO": "/", "REQUEST_URI": "/"})
+            self.pm.wait_log(r"workers fail within \d+s of starting; next attempt in", 20)
+            time.sleep(1.0)
+            before = cpu_seconds(self.pm.pid)
+            starts = self.pm.log().count("started in slot")
+            time.sleep(4.0)
+            used = cpu_seconds(self.pm.pid) - before
+            more = self.pm.log().count("started in slot") - starts
+        finally:
+            sock.close()
+        self.assertLess(used, 0.5, "the master used %.2fs of CPU in 4s" % used)
+        # 0.2 + 0.4 + 0.8 + 1.6 + 3.2 s ...: a handful of probes, not a loop
+        self.assertLessEqual(more, 6, "workers started in 4s of backoff: %d" % more)
+        self.assertIn("RuntimeError: broken at import time", self.pm.log())
 
 
 def cpu_seconds(pid):
