@@ -29,6 +29,23 @@ export LSAN_OPTIONS
 ensure_packages $FCGI_PM_BUILD_PKGS $FCGI_PM_RUN_PKGS $FCGI_PM_WEB_PKGS $FCGI_PM_CHECK_PKGS || {
 	echo "0 passed, 1 failed"; exit 1; }
 
+# Some tests run workers and web servers as other users (nobody, www-data),
+# who must be able to read the tree and run the binaries.  A clone in a
+# private place (e.g. /root, mode 0700) is not readable: run from a
+# world-readable copy in /tmp instead (removed when everything passed).
+if [ "$(id -u)" -eq 0 ] && [ -z "${FCGI_PM_TREE_COPY:-}" ] &&
+    ! setpriv --reuid=nobody --regid=nogroup --clear-groups \
+	test -r "$(pwd)/meson.build" -a -x "$(pwd)" 2>/dev/null; then
+	copy=$(mktemp -d /tmp/fcgi-pm-tree.XXXXXX) || exit 1
+	echo "==> $(pwd) is not readable by other users: testing a copy in $copy"
+	tar -C . --exclude='./build*' -cf - . | tar -C "$copy" -xf - &&
+	    chmod -R a+rX "$copy" || { echo "0 passed, 1 failed"; exit 1; }
+	FCGI_PM_TREE_COPY=1 "$copy/test.sh" "$@"
+	rc=$?
+	if [ $rc -eq 0 ]; then rm -rf "$copy"; fi
+	exit $rc
+fi
+
 # A fresh build dir every time.  Not `meson setup --wipe`: it would keep the
 # options of the previous run (a sanitizer build would stay one).
 if [ -d "$BUILD_DIR" ]; then
