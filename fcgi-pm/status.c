@@ -128,11 +128,16 @@ collect_worker(const struct pool *p, const struct worker *w, const struct sb_slo
 	memset(&last, 0, sizeof(last));
 	sw->pid = w->pid;
 	sw->start_us = sv->start_us;
-	sw->requests = sv->requests;
 	sw->rss_bytes = sv->rss_kb * 1024;
 	for (uint32_t i = 0; i < nthreads; i++) {
 		if (sb_thread_read(&p->sb, (uint32_t)w->slot, i, &t) == -1)
 			break;
+		/*
+		 * Count requests per thread: a thread's count and its state change
+		 * in one write, so finished plus in flight never misses one (the
+		 * slot's total is bumped a moment later).
+		 */
+		sw->requests += t.requests;
 		if (t.state == SB_THREAD_BUSY || t.state == SB_THREAD_READING) {
 			busy += t.state == SB_THREAD_BUSY;
 			reading += t.state == SB_THREAD_READING;
@@ -189,7 +194,7 @@ collect_pool(struct pool *p, bool full, uint64_t now_us, struct status_pool *ps)
 	ps->pm = pm_mode_name(p->conf->pm);
 	ps->state = p->state;
 	ps->start_us = p->start_us;
-	ps->accepted = st.accepted;	/* finished; the ones in flight are added below */
+	ps->accepted = p->stats.accepted;	/* reaped workers'; live ones' added below */
 	ps->max_children_reached = st.max_children_reached;
 	ps->slow_requests = st.slow_requests;
 	ps->max_children = p->conf->max_children;
@@ -211,7 +216,7 @@ collect_pool(struct pool *p, bool full, uint64_t now_us, struct status_pool *ps)
 			continue;
 		sb_slot_read(&p->sb, (uint32_t)w->slot, &sv);
 		collect_worker(p, w, &sv, now_us, &sw);
-		ps->accepted += (uint64_t)sw.busy_threads;
+		ps->accepted += sw.requests + (uint64_t)sw.busy_threads;
 		if (sw.state == WORKER_ST_IDLE)
 			ps->idle++;
 		else if (sw.state == WORKER_ST_RUNNING || sw.state == WORKER_ST_READING)

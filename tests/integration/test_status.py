@@ -281,8 +281,10 @@ class Numbers(StatusCase):
         self.assertEqual(s["process manager"], "static")
         self.assertEqual(s["total processes"], 2)
         self.assertGreater(s["start time"], time.time() - 120)
+        self.wait_idle("hello", 2)     # a worker counts a request once it is idle again
         full = status_json(pm, "hello", full=True)
         self.assertEqual(sum(p["requests"] for p in full["processes"]), 7, full)
+        self.assertEqual(full["accepted conn"], 7, full)
 
     def test_active_and_idle_match_what_the_test_holds(self):
         pm = self.start([hello_pool(max_children=3)])
@@ -426,6 +428,7 @@ class Formats(StatusCase):
         self.wait_idle("two", 1)
         for i in range(3):
             fcgi_get(pm.socket("one"), "/x%d" % i)
+        self.wait_idle("one", 2)       # a worker counts a request once it is idle again
         rc, out, err = cli(pm, "status", "--prometheus", "--full")
         self.assertEqual(rc, 0, err)
         fams = parse_exposition(out)
