@@ -189,7 +189,8 @@ class Hostile(harness.TestCase):
             t0 = time.monotonic()
             body, proto = self.get("/", timeout=10)
             self.assertEqual((body, proto), (b"ok", 0))
-            self.assertLess(time.monotonic() - t0, 1.0, "request %d waited" % i)
+            # pinned threads would hold it for rounds of read_timeout (1 s each)
+            self.assertLess(time.monotonic() - t0, 2.0, "request %d waited" % i)
 
     def test_idle_connections_cannot_exhaust_the_pool(self):
         n = 10 * CHILDREN * THREADS         # far more than the threads
