@@ -185,8 +185,10 @@ control_open(const struct conf *c, const struct control_ops *o)
 	old = umask(0177);		/* nobody connects before the mode is right */
 	r = bind(listen_fd, (struct sockaddr *)&sun, sizeof(sun));
 	umask(old);
-	if (r == -1) {
-		log_error(NULL, 0, "status_socket %s: bind: %s", path, strerror(errno));
+	/* listen at once (the mode is 0600 until chmod): a client seeing the file can connect */
+	if (r == -1 || listen(listen_fd, 64) == -1) {
+		log_error(NULL, 0, "status_socket %s: %s: %s", path, r == -1 ? "bind" : "listen",
+		    strerror(errno));
 		goto fail;
 	}
 	if ((sock_path = strdup(path)) == NULL)
@@ -208,8 +210,7 @@ control_open(const struct conf *c, const struct control_ops *o)
 		    (unsigned)c->status_mode, strerror(errno));
 		goto fail;
 	}
-	if (listen(listen_fd, 64) == -1 ||
-	    loop_watch(listen_fd, EPOLLIN, on_conn, NULL) == -1) {
+	if (loop_watch(listen_fd, EPOLLIN, on_conn, NULL) == -1) {
 		log_error(NULL, 0, "status_socket %s: %s", path, strerror(errno));
 		goto fail;
 	}

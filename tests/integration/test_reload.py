@@ -108,7 +108,7 @@ class ReloadCase(harness.TestCase):
         self.status_sock = os.path.join(self.tmp, "status.sock")
         self.pm = self.fcgi_pm(pools, main_options={"status_socket": self.status_sock})
         self.pm.wait_workers()
-        wait_until(lambda: os.path.exists(self.status_sock), 10, what="the status socket")
+        wait_until(lambda: harness.can_connect(self.status_sock), 10, what="the status socket")
         if nginx:
             ng = self.nginx()
             self.site = ng.add_site(self.pm.socket(pools[0].name))

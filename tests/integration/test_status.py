@@ -260,7 +260,7 @@ class StatusCase(harness.TestCase):
         opts.update(main)
         self.pm = self.fcgi_pm(pools or [hello_pool(max_children=2)], main_options=opts)
         self.pm.wait_workers()
-        wait_until(lambda: os.path.exists(self.status_sock), 10, what="the status socket")
+        wait_until(lambda: harness.can_connect(self.status_sock), 10, what="the status socket")
         return self.pm
 
     def wait_idle(self, pool, n, timeout=20):
@@ -289,7 +289,13 @@ class Numbers(StatusCase):
     def test_active_and_idle_match_what_the_test_holds(self):
         pm = self.start([hello_pool(max_children=3)])
         self.wait_idle("hello", 3)
-        held = [in_background(fcgi_get, pm.socket("hello"), "/slow?s=4") for _ in range(2)]
+        # one at a time: a worker that accepted a connection before its request
+        # arrived may take the next one too (then both wait for its thread)
+        held = []
+        for n in (1, 2):
+            held.append(in_background(fcgi_get, pm.socket("hello"), "/slow?s=4"))
+            wait_until(lambda: status_json(pm, "hello")["active processes"] == n, 10,
+                       what="%d active workers" % n)
         s = wait_until(lambda: (lambda s: s if s["active processes"] == 2 else None)(
             status_json(pm, "hello", full=True)), 10, what="2 active workers")
         self.assertEqual(s["idle processes"], 1, s)
@@ -383,7 +389,7 @@ class Numbers(StatusCase):
                                                   max_children=1)],
                                     main_options={"status_socket": self.status_sock,
                                                   "worker_binary": fake})
-        wait_until(lambda: os.path.exists(self.status_sock), 10, what="the status socket")
+        wait_until(lambda: harness.can_connect(self.status_sock), 10, what="the status socket")
         wait_until(lambda: status_json(pm, "p")["idle processes"] == 1, 10,
                    what="the fake worker READY")
         c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
