@@ -13,19 +13,26 @@
  * files use a schema holding only `pool` sections.  Errors are collected as
  * "FILE:LINE: option 'NAME': what is wrong" lines; one bad site file does not
  * stop the others from being checked.
+ *
+ * conf_load() looks at nothing outside the files (so the unit tests need no
+ * particular system); conf_check_system() is the second pass that looks up
+ * users, groups and paths, at the lines the validators recorded.
  */
 #include <arpa/inet.h>
 #include <confuse.h>
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
+#include <grp.h>
 #include <limits.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "fcgi-pm.h"
 
@@ -39,6 +46,18 @@
  * caller that passes the value straight to setrlimit(2) does the right thing.
  */
 #define CONF_UNLIMITED	LONG_MAX
+
+/*
+ * The line an option's value (element IDX of a list) was read on.  libconfuse
+ * keeps no line per value, but its validators run while cfg->line is that
+ * line; SEC is the section being parsed (the same cfg_t the copy reads).
+ */
+struct opt_line {
+	cfg_t *sec;
+	const char *name;		/* libconfuse's, valid until cfg_free */
+	unsigned int idx;
+	int line;
+};
 
 /*
  * The state of one conf_load() call.  libconfuse callbacks get no user
@@ -60,27 +79,28 @@ struct loader {
 	int open_quote_line;		/* a quote never closed starts here */
 	int open_brace_line;		/* a '{' never closed is here */
 	struct stat main_st;		/* the main file, not to be read twice */
+	struct opt_line *opt_lines;	/* of the file being parsed */
+	size_t nopt_lines;
 };
 
 static struct loader *cur;
 
 static void loader_error(struct loader *ld, const char *file, int line,
     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void loader_warning(struct loader *ld, const char *file, int line,
+    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 /* ------------------------------------------------------------ messages */
 
 /* Append one "FILE:LINE: message" line to the error buffer. */
 static void
-loader_error(struct loader *ld, const char *file, int line, const char *fmt, ...)
+loader_vmsg(struct loader *ld, const char *file, int line, const char *fmt,
+    va_list ap)
 {
 	char msg[1024];
-	va_list ap;
 	int n;
 
-	ld->nerr++;
-	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
 	if (ld->errbuf == NULL || ld->errlen == 0 || ld->used + 1 >= ld->errlen)
 		return;
 	if (line > 0)
@@ -94,6 +114,28 @@ loader_error(struct loader *ld, const char *file, int line, const char *fmt, ...
 	ld->used += (size_t)n;
 	if (ld->used >= ld->errlen)
 		ld->used = ld->errlen - 1;	/* truncated, still terminated */
+}
+
+static void
+loader_error(struct loader *ld, const char *file, int line, const char *fmt, ...)
+{
+	va_list ap;
+
+	ld->nerr++;
+	va_start(ap, fmt);
+	loader_vmsg(ld, file, line, fmt, ap);
+	va_end(ap);
+}
+
+/* A message that does not make the configuration fail. */
+static void
+loader_warning(struct loader *ld, const char *file, int line, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	loader_vmsg(ld, file, line, fmt, ap);
+	va_end(ap);
 }
 
 /* ------------------------------------------------- value parsers (CFG_*_CB) */
@@ -363,6 +405,45 @@ last_str(cfg_opt_t *opt)
 	return cfg_opt_getnstr(opt, cfg_opt_size(opt) - 1);
 }
 
+/*
+ * Record the line of the value just parsed, for conf_check_system()'s
+ * messages.  Called by the validators of every option it checks.
+ */
+static void
+note_line(cfg_t *cfg, cfg_opt_t *opt)
+{
+	struct opt_line *l;
+
+	if (cur == NULL)
+		return;
+	l = realloc(cur->opt_lines, (cur->nopt_lines + 1) * sizeof(*l));
+	if (l == NULL) {
+		cur->oom = true;
+		return;
+	}
+	cur->opt_lines = l;
+	l += cur->nopt_lines++;
+	l->sec = cfg;
+	l->name = cfg_opt_name(opt);
+	l->idx = cfg_opt_size(opt) - 1;
+	l->line = cfg->line;
+}
+
+/* Line of option NAME of SEC (of its first element for a list), 0 if unset. */
+static int
+opt_line(const struct loader *ld, cfg_t *sec, const char *name)
+{
+	int line = 0;
+	size_t i;
+
+	/* the last record wins: a scalar set twice keeps its last value */
+	for (i = 0; i < ld->nopt_lines; i++)
+		if (ld->opt_lines[i].sec == sec && ld->opt_lines[i].idx == 0 &&
+		    strcmp(ld->opt_lines[i].name, name) == 0)
+			line = ld->opt_lines[i].line;
+	return line;
+}
+
 static int
 validate_log_level(cfg_t *cfg, cfg_opt_t *opt)
 {
@@ -380,6 +461,7 @@ validate_log_level(cfg_t *cfg, cfg_opt_t *opt)
 static int
 validate_nonempty(cfg_t *cfg, cfg_opt_t *opt)
 {
+	note_line(cfg, opt);
 	if (*last_str(opt) == '\0') {
 		cfg_error(cfg, "option '%s': must not be empty", cfg_opt_name(opt));
 		return -1;
@@ -392,6 +474,7 @@ validate_abspath(cfg_t *cfg, cfg_opt_t *opt)
 {
 	const char *v = last_str(opt);
 
+	note_line(cfg, opt);
 	if (v[0] != '/') {
 		cfg_error(cfg, "option '%s': '%s' is not an absolute path",
 		    cfg_opt_name(opt), v);
@@ -965,6 +1048,7 @@ parse_file(struct loader *ld, const char *file, bool site)
 	ld->include_dir_line = 0;
 	ld->open_quote_line = 0;
 	ld->open_brace_line = 0;
+	ld->nopt_lines = 0;
 	scan_file(ld, buf);
 	if (ld->open_brace_line && !ld->open_quote_line) {
 		/* libconfuse 3.3 accepts a section left open at the end of file */
@@ -1177,6 +1261,16 @@ pool_copy(struct loader *ld, cfg_t *sec, const char *file, int line,
 	p->read_timeout_ms = cfg_getint(sec, "read_timeout");
 	p->keepalive_timeout_ms = cfg_getint(sec, "keepalive_timeout");
 #undef STR
+#define LINE(f)		p->lines.f = opt_line(ld, sec, #f)
+	LINE(listen_owner);
+	LINE(listen_group);
+	LINE(user);
+	LINE(group);
+	LINE(chdir);
+	LINE(virtualenv);
+	LINE(python_path);
+	LINE(slowlog);
+#undef LINE
 	if (ld->oom)
 		return -1;
 
@@ -1379,6 +1473,10 @@ copy_globals(struct loader *ld, struct conf *c, cfg_t *cfg)
 	    "emergency_restart_threshold");
 	c->emergency_restart_interval_ms = cfg_getint(cfg, "emergency_restart_interval");
 	c->worker_binary = xstrdup(ld, cfg_getstr(cfg, "worker_binary"));
+	c->lines.status_owner = opt_line(ld, cfg, "status_owner");
+	c->lines.status_group = opt_line(ld, cfg, "status_group");
+	c->lines.status_allow_users = opt_line(ld, cfg, "status_allow_users");
+	c->lines.worker_binary = opt_line(ld, cfg, "worker_binary");
 }
 
 /* Site files: "*.conf", not hidden (editors leave ".#x.conf" behind). */
@@ -1476,6 +1574,7 @@ conf_load(const char *file, char *errbuf, size_t errlen)
 	if (ld.oom)
 		loader_error(&ld, file, 0, "out of memory");
 	free(ld.pool_lines);
+	free(ld.opt_lines);
 	if (ld.nerr > 0) {
 		conf_free(c);
 		return NULL;
@@ -1529,4 +1628,214 @@ pm_mode_name(enum pm_mode m)
 	case PM_ONDEMAND:	return "ondemand";
 	}
 	return "unknown";
+}
+
+/* ------------------------------------------------- the system check */
+
+/*
+ * stat PATH for a check.  Returns 0, or -1 after reporting why not, unless
+ * it cannot be told: a path the checking user may not search (EACCES) is
+ * left to the start, whose workers may run as someone who can.
+ */
+static int
+check_stat(struct loader *ld, const char *file, int line, const char *opt,
+    const char *path, struct stat *st, bool *unknown)
+{
+	*unknown = false;
+	if (stat(path, st) == 0)
+		return 0;
+	if (errno == EACCES) {
+		*unknown = true;
+		return -1;
+	}
+	if (errno == ENOENT || errno == ENOTDIR)
+		loader_error(ld, file, line, "option '%s': '%s' does not exist", opt, path);
+	else
+		loader_error(ld, file, line, "option '%s': '%s': %s", opt, path,
+		    strerror(errno));
+	return -1;
+}
+
+/* OPT = PATH must be an existing directory. */
+static void
+check_dir(struct loader *ld, const char *file, int line, const char *opt,
+    const char *path)
+{
+	struct stat st;
+	bool unknown;
+
+	if (check_stat(ld, file, line, opt, path, &st, &unknown) == 0 &&
+	    !S_ISDIR(st.st_mode))
+		loader_error(ld, file, line, "option '%s': '%s' is not a directory",
+		    opt, path);
+}
+
+/* A virtualenv as the worker takes it: a directory with pyvenv.cfg and bin/. */
+static void
+check_virtualenv(struct loader *ld, const char *file, int line, const char *path)
+{
+	struct stat st;
+	char sub[PATH_MAX];
+	bool unknown;
+
+	if (check_stat(ld, file, line, "virtualenv", path, &st, &unknown) == -1)
+		return;
+	if (!S_ISDIR(st.st_mode)) {
+		loader_error(ld, file, line, "option 'virtualenv': '%s' is not a "
+		    "directory", path);
+		return;
+	}
+	snprintf(sub, sizeof(sub), "%s/pyvenv.cfg", path);
+	if (stat(sub, &st) == 0 ? !S_ISREG(st.st_mode) : errno != EACCES) {
+		loader_error(ld, file, line, "option 'virtualenv': '%s' is not a "
+		    "virtualenv: no pyvenv.cfg in it (python3 -m venv %s makes one)",
+		    path, path);
+		return;
+	}
+	snprintf(sub, sizeof(sub), "%s/bin", path);
+	if (stat(sub, &st) == 0 ? !S_ISDIR(st.st_mode) : errno != EACCES)
+		loader_error(ld, file, line, "option 'virtualenv': '%s' is not a "
+		    "virtualenv: it has no bin/ directory", path);
+}
+
+/* The directory a log file PATH is created in must exist. */
+static void
+check_parent_dir(struct loader *ld, const char *file, int line, const char *opt,
+    const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	char dir[PATH_MAX];
+	struct stat st;
+
+	if (slash == NULL)
+		return;		/* the working directory */
+	snprintf(dir, sizeof(dir), "%.*s", slash == path ? 1 : (int)(slash - path), path);
+	if (stat(dir, &st) == 0 ? !S_ISDIR(st.st_mode) : errno != EACCES)
+		loader_error(ld, file, line, "option '%s': directory '%s' of '%s' "
+		    "does not exist", opt, dir, path);
+}
+
+/* Is S a decimal id ("33"), as pool.c takes for user and group? */
+static bool
+is_numeric_id(const char *s)
+{
+	char *end;
+	unsigned long id;
+
+	if (*s < '0' || *s > '9')
+		return false;
+	errno = 0;
+	id = strtoul(s, &end, 10);
+	return errno == 0 && *end == '\0' && id < (unsigned long)(uid_t)-1;
+}
+
+/*
+ * A user name that must resolve.  NUMERIC_OK: a decimal uid is taken
+ * without a passwd entry when HAVE_GROUP (pool.c's rule for `user`: the
+ * group then cannot come from the entry); listen_owner and status_owner
+ * are names only, as sock.c and control.c look them up.
+ */
+static void
+check_user(struct loader *ld, const char *file, int line, const char *opt,
+    const char *name, bool numeric_ok, bool have_group)
+{
+	if (getpwnam(name) != NULL)
+		return;
+	if (numeric_ok && is_numeric_id(name)) {
+		if (!have_group)
+			loader_error(ld, file, line, "option '%s': uid %s has no passwd "
+			    "entry, so set group as well", opt, name);
+		return;
+	}
+	loader_error(ld, file, line, "option '%s': no such user '%s'", opt, name);
+}
+
+static void
+check_group(struct loader *ld, const char *file, int line, const char *opt,
+    const char *name, bool numeric_ok)
+{
+	if (getgrnam(name) != NULL || (numeric_ok && is_numeric_id(name)))
+		return;
+	loader_error(ld, file, line, "option '%s': no such group '%s'", opt, name);
+}
+
+static void
+check_pool_system(struct loader *ld, const struct pool_conf *p)
+{
+	const char *f = p->file;
+	size_t i;
+
+	/* an option set has its line; the pool's line is the fallback */
+#define AT(o)	(p->lines.o ? p->lines.o : p->line)
+	if (p->listen_owner)
+		check_user(ld, f, AT(listen_owner), "listen_owner", p->listen_owner,
+		    false, false);
+	if (p->listen_group)
+		check_group(ld, f, AT(listen_group), "listen_group", p->listen_group,
+		    false);
+	if (p->user)
+		check_user(ld, f, AT(user), "user", p->user, true, p->group != NULL);
+	if (p->group)
+		check_group(ld, f, AT(group), "group", p->group, true);
+	if (p->chdir)
+		check_dir(ld, f, AT(chdir), "chdir", p->chdir);
+	if (p->virtualenv)
+		check_virtualenv(ld, f, AT(virtualenv), p->virtualenv);
+	if (p->slowlog)
+		check_parent_dir(ld, f, AT(slowlog), "slowlog", p->slowlog);
+	/*
+	 * Python itself skips a sys.path entry that does not exist, and a
+	 * directory may be deployed after the check: a warning, not a refusal.
+	 */
+	for (i = 0; p->python_path && p->python_path[i]; i++) {
+		struct stat st;
+
+		if (stat(p->python_path[i], &st) == -1 && errno != EACCES)
+			loader_warning(ld, f, AT(python_path), "option 'python_path': "
+			    "warning: '%s': %s (Python skips it)", p->python_path[i],
+			    strerror(errno));
+	}
+#undef AT
+}
+
+/*
+ * The second pass: what conf_load() leaves to the system (fcgi-pm.h).
+ * Checked as the user who runs it; a path that user may not search is not
+ * refused.  Reentrant, unlike conf_load().
+ */
+int
+conf_check_system(const struct conf *c, char *errbuf, size_t errlen)
+{
+	struct loader ld;
+	struct stat st;
+	bool unknown;
+	size_t i;
+
+	memset(&ld, 0, sizeof(ld));
+	ld.errbuf = errbuf;
+	ld.errlen = errlen;
+	if (errbuf && errlen)
+		errbuf[0] = '\0';
+	if (c->status_owner)
+		check_user(&ld, c->file, c->lines.status_owner, "status_owner",
+		    c->status_owner, false, false);
+	if (c->status_group)
+		check_group(&ld, c->file, c->lines.status_group, "status_group",
+		    c->status_group, false);
+	for (i = 0; c->status_allow_users && c->status_allow_users[i]; i++)
+		check_user(&ld, c->file, c->lines.status_allow_users,
+		    "status_allow_users", c->status_allow_users[i], false, false);
+	if (c->worker_binary && check_stat(&ld, c->file, c->lines.worker_binary,
+	    "worker_binary", c->worker_binary, &st, &unknown) == 0) {
+		if (!S_ISREG(st.st_mode))
+			loader_error(&ld, c->file, c->lines.worker_binary, "option "
+			    "'worker_binary': '%s' is not a file", c->worker_binary);
+		else if (access(c->worker_binary, X_OK) == -1)
+			loader_error(&ld, c->file, c->lines.worker_binary, "option "
+			    "'worker_binary': '%s' is not executable: %s",
+			    c->worker_binary, strerror(errno));
+	}
+	for (i = 0; i < c->npools; i++)
+		check_pool_system(&ld, &c->pools[i]);
+	return ld.nerr > 0 ? -1 : 0;
 }

@@ -75,6 +75,15 @@ struct pool_conf {
 	long queue_timeout_ms;		/* 0 = off */
 	long read_timeout_ms;		/* FastCGI read timeout per connection */
 	long keepalive_timeout_ms;	/* idle kept-alive FastCGI connection */
+
+	/*
+	 * Where the options conf_check_system() checks against the system
+	 * were set, 0 when not set; python_path's is its first entry's.
+	 */
+	struct {
+		int listen_owner, listen_group, user, group, chdir, virtualenv,
+		    python_path, slowlog;
+	} lines;
 };
 
 /* The whole configuration: the main file plus every pool of every site file. */
@@ -93,6 +102,9 @@ struct conf {
 	int emergency_restart_threshold;
 	long emergency_restart_interval_ms;
 	char *worker_binary;		/* path of fcgi-pm-worker, NULL = next to fcgi-pm */
+	struct {			/* lines in the main file, 0 = not set */
+		int status_owner, status_group, status_allow_users, worker_binary;
+	} lines;
 
 	struct pool_conf *pools;
 	size_t npools;
@@ -106,6 +118,16 @@ struct conf {
  */
 struct conf *conf_load(const char *file, char *errbuf, size_t errlen);
 void conf_free(struct conf *c);
+/*
+ * Check what conf_load() leaves to the system: users and groups resolve,
+ * chdir is a directory, virtualenv a virtualenv, worker_binary an executable
+ * file, slowlog's directory exists.  Returns 0, or -1 if C cannot run here
+ * (the caller exits with EX_CONFIG_STATUS, or keeps the running
+ * configuration on reload).  Errors and warnings ("...: warning: ...", e.g.
+ * a python_path entry that does not exist) go to ERRBUF one per line, as
+ * "FILE:LINE: option 'NAME': what is wrong"; print it even on success.
+ */
+int conf_check_system(const struct conf *c, char *errbuf, size_t errlen);
 const struct pool_conf *conf_find_pool(const struct conf *c, const char *name);
 const char *pm_mode_name(enum pm_mode m);
 

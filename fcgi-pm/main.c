@@ -283,10 +283,14 @@ do_reload(const char *only, struct buf *msg)
 	}
 	err[0] = '\0';
 	if ((nc = conf_load(conf->file, err, sizeof(err))) == NULL ||
-	    (nc->log_level != NULL && log_level_parse(nc->log_level, &level) == -1)) {
-		if (nc != NULL)
+	    (nc->log_level != NULL && log_level_parse(nc->log_level, &level) == -1) ||
+	    conf_check_system(nc, err, sizeof(err)) == -1) {
+		if (nc != NULL && err[0] == '\0')	/* the log_level case */
 			snprintf(err, sizeof(err), "%s: option 'log_level': '%s' is not "
 			    "error, warning, notice or debug", nc->file, nc->log_level);
+		/* the reply first: the log loop below cuts ERR into lines */
+		buf_printf(msg, "the configuration has errors; the running one is kept:\n%s",
+		    err[0] ? err : "cannot load it\n");
 		for (char *line = err, *next; *line != '\0'; line = next) {
 			next = line + strcspn(line, "\n");
 			if (*next == '\n')
@@ -296,10 +300,16 @@ do_reload(const char *only, struct buf *msg)
 		}
 		log_error(NULL, 0, "reload refused: %s has errors; the running configuration "
 		    "is kept", conf->file);
-		buf_printf(msg, "the configuration has errors; the running one is kept:\n%s",
-		    err[0] ? err : "cannot load it\n");
 		conf_free(nc);
 		return -1;
+	}
+	/* conf_check_system's warnings (a python_path entry that does not exist) */
+	for (char *line = err, *next; *line != '\0'; line = next) {
+		next = line + strcspn(line, "\n");
+		if (*next == '\n')
+			*next++ = '\0';
+		if (*line != '\0')
+			log_warning(NULL, 0, "reload: %s", line);
 	}
 	log_notice(NULL, 0, "reloading %s%s%s", nc->file, only ? " for pool " : "",
 	    only ? only : "");
@@ -571,7 +581,14 @@ main(int argc, char *argv[])
 		conf_free(conf);
 		return status;
 	}
-	if (test_conf(conf) == -1) {
+	/*
+	 * Users, groups and paths, before any socket is made: -t and the start
+	 * refuse alike what could not run here (stderr: the log is not open yet).
+	 */
+	err[0] = '\0';
+	int sys_rc = conf_check_system(conf, err, sizeof(err));
+	fputs(err, stderr);
+	if (test_conf(conf) == -1 || sys_rc == -1) {
 		conf_free(conf);
 		return EX_CONFIG_STATUS;
 	}
