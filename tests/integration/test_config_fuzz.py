@@ -2,14 +2,14 @@
 (read from the source, so a new directive is covered the day it is added)
 with wrong types, negative and huge numbers, bad units and bad strings:
 `fcgi-pm -t` must exit 78 (EX_CONFIG) with "FILE:LINE:" of the bad line
-and the option's name, and never crash.  Then missing files and users.
+and the option's name, and never crash.  Then missing files, users,
+groups, directories and programs (conf_check_system).
 
 One TAP line per directive; its cases are listed when one fails.
 """
 import os
 import re
 import subprocess
-import unittest
 
 import harness
 from harness import EX_CONFIG
@@ -150,28 +150,104 @@ class ConfigFuzz(harness.TestCase):
         rc, out = harness.fcgi_pm_check(os.path.join(self.tmp, "big.conf"))
         self.assertIn(rc, (0, EX_CONFIG), out)
 
-    # What `fcgi-pm -t` does not check today (fcgi-pm refuses a missing user
-    # or worker binary only at start, with exit 1 and no file:line; missing
-    # chdir and virtualenv make every worker fail and back off).  php-fpm's
-    # -t refuses each of these.
-    @unittest.expectedFailure
-    def test_missing_user_is_refused_by_check(self):
+    # What the files name on this system: conf_check_system(), run by -t,
+    # the start and a reload after the parse.  php-fpm's -t refuses each.
+    def test_missing_user_and_group_are_refused_by_check(self):
         conf = self.write(self.pool_text('  user = "no-such-user-fcgipm"'))
-        self.assertRefused(conf, 7, "user")
+        self.assertRefused(conf, 7, "option 'user': no such user 'no-such-user-fcgipm'")
+        conf = self.write(self.pool_text('  allow_root = true\n  group = "no-such-group-fcgipm"'))
+        self.assertRefused(conf, 8, "option 'group': no such group 'no-such-group-fcgipm'")
 
-    @unittest.expectedFailure
+    def test_numeric_ids_follow_pool_c(self):
+        # a uid without a passwd entry is taken with a group (as php-fpm and
+        # pool.c do), refused alone: its group would come from the entry
+        conf = self.write(self.pool_text('  user = "4242"\n  group = "4243"'))
+        rc, out = harness.fcgi_pm_check(conf)
+        self.assertEqual(rc, 0, out)
+        conf = self.write(self.pool_text('  user = "4242"'))
+        self.assertRefused(conf, 7, "option 'user': uid 4242 has no passwd entry, "
+                           "so set group as well")
+        conf = self.write(self.pool_text('  user = "0"\n  group = "0"\n  allow_root = true'))
+        rc, out = harness.fcgi_pm_check(conf)
+        self.assertEqual(rc, 0, out)
+
+    def test_socket_owners_must_resolve(self):
+        conf = self.write(self.pool_text('  allow_root = true\n  listen_owner = "no-such-user-fcgipm"'))
+        self.assertRefused(conf, 8, "option 'listen_owner': no such user")
+        conf = self.write(self.pool_text('  allow_root = true\n  listen_group = "no-such-group-fcgipm"'))
+        self.assertRefused(conf, 8, "option 'listen_group': no such group")
+        conf = self.write(self.pool_text("  allow_root = true",
+                                         'status_socket = "%s/st.sock"\n'
+                                         'status_owner = "no-such-user-fcgipm"' % self.tmp))
+        self.assertRefused(conf, 3, "option 'status_owner': no such user")
+        conf = self.write(self.pool_text("  allow_root = true",
+                                         'status_group = "no-such-group-fcgipm"'))
+        self.assertRefused(conf, 2, "option 'status_group': no such group")
+        conf = self.write(self.pool_text("  allow_root = true",
+                                         'status_allow_users = {"root", "no-such-user-fcgipm"}'))
+        self.assertRefused(conf, 2, "option 'status_allow_users': no such user")
+
     def test_missing_worker_binary_is_refused_by_check(self):
         conf = self.write(self.pool_text("  allow_root = true",
                                          'worker_binary = "%s/no-such-worker"' % self.tmp))
-        self.assertRefused(conf, 2, "worker_binary")
+        self.assertRefused(conf, 2, "option 'worker_binary': '%s/no-such-worker' does not exist"
+                           % self.tmp)
+        plain = os.path.join(self.tmp, "not-executable")
+        open(plain, "w").close()
+        os.chmod(plain, 0o644)
+        conf = self.write(self.pool_text("  allow_root = true", 'worker_binary = "%s"' % plain))
+        # access(X_OK) wants an x bit even for root
+        self.assertRefused(conf, 2, "is not executable")
+        conf = self.write(self.pool_text("  allow_root = true", 'worker_binary = "%s"' % self.tmp))
+        self.assertRefused(conf, 2, "is not a file")
 
-    @unittest.expectedFailure
     def test_missing_chdir_and_virtualenv_are_refused_by_check(self):
         conf = self.write(self.pool_text('  allow_root = true\n  chdir = "%s/nope"' % self.tmp))
-        self.assertRefused(conf, 8, "chdir")
+        self.assertRefused(conf, 8, "option 'chdir': '%s/nope' does not exist" % self.tmp)
+        conf = self.write(self.pool_text('  allow_root = true\n  chdir = "%s"' % conf))
+        self.assertRefused(conf, 8, "is not a directory")
         conf = self.write(self.pool_text('  allow_root = true\n  virtualenv = "%s/nope"'
                                          % self.tmp))
         self.assertRefused(conf, 8, "virtualenv")
+
+    def test_virtualenv_needs_pyvenv_cfg_and_bin(self):
+        venv = os.path.join(self.tmp, "venv")
+        os.makedirs(venv)
+        conf = self.write(self.pool_text('  allow_root = true\n  virtualenv = "%s"' % venv))
+        self.assertRefused(conf, 8, "option 'virtualenv': '%s' is not a virtualenv: "
+                           "no pyvenv.cfg" % venv)
+        open(os.path.join(venv, "pyvenv.cfg"), "w").close()
+        self.assertRefused(conf, 8, "has no bin/ directory")
+        os.makedirs(os.path.join(venv, "bin"))
+        rc, out = harness.fcgi_pm_check(conf)
+        self.assertEqual(rc, 0, out)
+
+    def test_slowlog_directory_must_exist(self):
+        conf = self.write(self.pool_text('  allow_root = true\n  request_slowlog_timeout = 1s\n'
+                                         '  slowlog = "%s/nope/$pool.slow.log"' % self.tmp))
+        self.assertRefused(conf, 9, "option 'slowlog': directory '%s/nope' of '%s/nope/p.slow.log' "
+                           "does not exist" % (self.tmp, self.tmp))
+        conf = self.write(self.pool_text('  allow_root = true\n  request_slowlog_timeout = 1s\n'
+                                         '  slowlog = "%s/$pool.slow.log"' % self.tmp))
+        rc, out = harness.fcgi_pm_check(conf)
+        self.assertEqual(rc, 0, out)
+
+    def test_missing_python_path_entry_only_warns(self):
+        # Python skips a sys.path entry that does not exist: not fatal here either
+        conf = self.write(self.pool_text('  allow_root = true\n  python_path = {"%s", "%s/nope"}'
+                                         % (self.tmp, self.tmp)))
+        rc, out = harness.fcgi_pm_check(conf)
+        self.assertEqual(rc, 0, out)
+        self.assertIn("%s:8: option 'python_path': warning: '%s/nope'" % (conf, self.tmp), out)
+
+    def test_every_problem_is_reported_at_once(self):
+        conf = self.write(self.pool_text('  user = "no-such-user-fcgipm"\n'
+                                         '  chdir = "%s/nope"' % self.tmp,
+                                         'worker_binary = "%s/nope"' % self.tmp))
+        rc, out = harness.fcgi_pm_check(conf)
+        self.assertEqual(rc, EX_CONFIG, out)
+        for line, opt in ((2, "worker_binary"), (7, "user"), (8, "chdir")):
+            self.assertIn("%s:%d: option '%s'" % (conf, line, opt), out)
 
 
 def _make_test(where, name, kind, parser):
