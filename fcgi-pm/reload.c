@@ -67,8 +67,8 @@ reload_same_listen(const struct pool_conf *a, const struct pool_conf *b)
 
 /*
  * Would pool A's workers differ from pool B's?  Every directive counts
- * except where a pool was defined (file, line): moving a pool to another
- * file changes nothing.  A field added to struct pool_conf must be added
+ * except where a pool and its options were defined (file, line, lines):
+ * moving a pool to another file changes nothing.  A field added to struct pool_conf must be added
  * here too, or a reload will not apply it.
  */
 bool
