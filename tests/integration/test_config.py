@@ -1,7 +1,10 @@
 """`fcgi-pm -t -c FILE` and start-up with a bad configuration: exit 78
-(EX_CONFIG) with a message naming the file, the line and the option."""
+(EX_CONFIG) with a message naming the file, the line and the option.  The
+same for users and paths this system does not have (conf_check_system), and
+a reload to such a configuration keeps the running one."""
 import os
 import re
+import signal
 
 import harness
 from harness import FcgiPm, hello_pool, fcgi_pm_check, EX_CONFIG
@@ -90,6 +93,58 @@ class ConfigCheck(harness.TestCase):
         proc.stop()
         self.assertEqual(rc, EX_CONFIG, harness.tail(pm.log_path))
         self.assertFalse(os.path.exists(pm.socket("hello")))
+
+    # ------------------------------------------ what the system must have
+
+    @staticmethod
+    def line_of(path, prefix):
+        """The 1-based line of PATH that starts with PREFIX."""
+        with open(path) as f:
+            for n, line in enumerate(f, 1):
+                if line.startswith(prefix):
+                    return n
+        raise AssertionError("no %r in %s" % (prefix, path))
+
+    def start_refused(self, pm):
+        proc = harness.Proc([harness.FCGI_PM, "-F", "-c", pm.conf], pm.log_path, "fcgi-pm")
+        rc = proc.wait(20)
+        proc.stop()
+        self.assertEqual(rc, EX_CONFIG, harness.tail(pm.log_path))
+        self.assertFalse(os.path.exists(pm.socket("hello")))
+        return pm.log()
+
+    def test_start_with_missing_chdir_or_user_exits_78_at_its_line(self):
+        pm = self.pm([hello_pool(chdir=os.path.join(self.tmp, "nope"),
+                                 user="no-such-user-fcgipm")])
+        site = os.path.join(pm.sites_dir, "hello.conf")
+        self.assertBad(pm, "%s:%d: option 'chdir'" % (site, self.line_of(site, "  chdir =")),
+                       "%s:%d: option 'user'" % (site, self.line_of(site, "  user =")))
+        log = self.start_refused(pm)
+        self.assertIn("%s:%d: option 'chdir': '%s/nope' does not exist"
+                      % (site, self.line_of(site, "  chdir ="), self.tmp), log)
+        self.assertIn("%s:%d: option 'user': no such user" % (site, self.line_of(site, "  user =")),
+                      log)
+
+    def test_start_with_missing_worker_binary_exits_78_at_its_line(self):
+        pm = self.pm(main_options={"worker_binary": os.path.join(self.tmp, "nope")})
+        line = self.line_of(pm.conf, "worker_binary =")
+        self.assertBad(pm, "%s:%d: option 'worker_binary'" % (pm.conf, line))
+        self.assertIn("%s:%d: option 'worker_binary'" % (pm.conf, line), self.start_refused(pm))
+
+    def test_reload_with_missing_virtualenv_keeps_the_running_configuration(self):
+        pm = self.pm().start()
+        workers = pm.wait_workers("hello")
+        site = os.path.join(pm.sites_dir, "hello.conf")
+        with open(site) as f:
+            text = f.read()
+        with open(site, "w") as f:
+            f.write(text.replace("  module =", '  virtualenv = "%s/nope"\n  module =' % self.tmp))
+        line = self.line_of(site, "  virtualenv =")
+        pm.signal(signal.SIGHUP)
+        pm.wait_log(r"reload refused: %s:%d: option 'virtualenv'" % (re.escape(site), line))
+        pm.wait_log(r"the running configuration is kept")
+        self.assertEqual(pm.worker_pids("hello"), workers)
+        self.assertTrue(harness.is_listening(pm.address("hello")))
 
 
 if __name__ == "__main__":
