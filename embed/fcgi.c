@@ -232,6 +232,21 @@ fcgi_get_values_build(const uint8_t *q, size_t qlen,
 
 enum slot_state { SLOT_FREE = 0, SLOT_BUSY, SLOT_IDLE };
 
+/*
+ * A request whose BEGIN_REQUEST and PARAMS did not all arrive, parked
+ * with its connection: the parser's state between two records and the
+ * bytes that belong to it.  Allocated only when a request must wait;
+ * freed when the connection is taken again or closed.
+ */
+struct partial {
+	uint16_t id;		/* the request begun, if begun */
+	bool begun;		/* BEGIN_REQUEST seen */
+	bool keep;		/* its FCGI_KEEP_CONN */
+	uint32_t plen;		/* params gathered so far, first in data[] */
+	uint32_t ilen;		/* then the unparsed input (an incomplete record) */
+	uint8_t data[];
+};
+
 /* One entry per fd number: the state of the connection on that fd. */
 struct slot {
 	uint8_t state;		/* enum slot_state */
@@ -239,6 +254,7 @@ struct slot {
 	bool linger;		/* parked only to read away the rest, then close */
 	uint32_t gen;		/* bumped on every park and close */
 	uint64_t deadline_ms;	/* closed by the sweeper then (CLOCK_MONOTONIC) */
+	struct partial *partial;	/* an incomplete request waits, or NULL */
 };
 
 struct conn {
@@ -251,6 +267,11 @@ struct conn {
 	bool broken;		/* protocol state unknown: close after this request */
 	bool nowait;		/* fill() takes only what is there (EAGAIN otherwise) */
 	bool in_params;		/* reading BEGIN_REQUEST and PARAMS */
+	bool waited;		/* the params phase had its short wait on this take */
+	bool begun;		/* BEGIN_REQUEST of req.id seen, params not complete */
+	bool resumed;		/* a parked partial request was restored into c */
+	bool fresh;		/* the connection was just accepted */
+	uint32_t events;	/* epoll events of the take (a parked connection) */
 	uint64_t deadline_ms;	/* set at the first read that must wait for them */
 	uint8_t *out;		/* OUT_SIZE bytes: header, content, room for the trailer */
 	size_t out_len;		/* content bytes gathered */
@@ -288,6 +309,9 @@ static struct wlog_ratelimit rl_refused = { .interval = 10, .burst = 5 };
 static struct wlog_ratelimit rl_proto = { .interval = 10, .burst = 5 };
 static struct wlog_ratelimit rl_timeout = { .interval = 10, .burst = 5 };
 static struct wlog_ratelimit rl_accept = { .interval = 10, .burst = 3 };
+static struct wlog_ratelimit rl_gone = { .interval = 10, .burst = 5 };
+
+static _Atomic unsigned long ndropped;	/* requests dropped: the peer was gone */
 
 static uint64_t
 now_ms(void)
@@ -502,7 +526,7 @@ conn_close(struct conn *c)
  * thread or the sweeper may own (and close) the fd.
  */
 static void
-conn_park(struct conn *c, uint64_t deadline_ms, bool linger)
+conn_park(struct conn *c, uint64_t deadline_ms, bool linger, struct partial *p)
 {
 	struct epoll_event ev;
 	struct slot *s;
@@ -521,9 +545,11 @@ conn_park(struct conn *c, uint64_t deadline_ms, bool linger)
 		s->state = SLOT_BUSY;
 		pthread_mutex_unlock(&srv.lock);
 		wlog_limited(&rl_accept, WLOG_WARNING, "fcgi: epoll_ctl: %s", strerror(errno));
+		free(p);
 		conn_close(c);
 		return;
 	}
+	s->partial = p;
 	s->registered = true;
 	srv.nidle++;
 	pthread_mutex_unlock(&srv.lock);
@@ -533,10 +559,11 @@ conn_park(struct conn *c, uint64_t deadline_ms, bool linger)
 
 /*
  * Take the parked connection KEY names, if nobody was faster.  Returns
- * its fd (with *LINGER and *DEADLINE as it was parked) or -1.
+ * its fd (with *LINGER, *DEADLINE and *PARTIAL as it was parked; the
+ * caller owns *PARTIAL now) or -1.
  */
 static int
-conn_take(uint64_t key, bool *linger, uint64_t *deadline)
+conn_take(uint64_t key, bool *linger, uint64_t *deadline, struct partial **partial)
 {
 	uint32_t fd = (uint32_t)key, gen = (uint32_t)(key >> 32);
 	int ret = -1;
@@ -547,6 +574,8 @@ conn_take(uint64_t key, bool *linger, uint64_t *deadline)
 		srv.slots[fd].state = SLOT_BUSY;
 		*linger = srv.slots[fd].linger;
 		*deadline = srv.slots[fd].deadline_ms;
+		*partial = srv.slots[fd].partial;
+		srv.slots[fd].partial = NULL;
 		srv.nidle--;
 		ret = (int)fd;
 	}
@@ -566,7 +595,7 @@ conn_linger_read(struct conn *c, uint64_t deadline)
 	while ((n = recv(c->fd, c->in, IN_SIZE, MSG_DONTWAIT)) > 0)
 		;
 	if (n == -1 && errno == EAGAIN && !atomic_load(&srv.stopping))
-		conn_park(c, deadline, true);
+		conn_park(c, deadline, true, NULL);
 	else
 		conn_close(c);
 }
@@ -628,6 +657,8 @@ conn_accept(void)
 	return fd;
 }
 
+static void conn_restore(struct conn *c, const struct partial *p, uint64_t deadline);
+
 /*
  * Wait until C holds a connection with bytes to read.  A connection with
  * nothing to read yet (accepted before the peer wrote) gets FRESH_WAIT_MS,
@@ -639,6 +670,7 @@ static int
 conn_wait(struct conn *c)
 {
 	struct epoll_event ev;
+	struct partial *p = NULL;
 	uint64_t deadline = 0;
 	bool linger = false;
 	ssize_t n;
@@ -647,6 +679,7 @@ conn_wait(struct conn *c)
 	for (;;) {
 		if (atomic_load(&srv.stopping))
 			return -1;
+		p = NULL;
 		if (epoll_wait(srv.ep, &ev, 1, -1) != 1)
 			continue;
 		if (ev.data.u64 == KEY_STOP)
@@ -654,14 +687,22 @@ conn_wait(struct conn *c)
 		if (ev.data.u64 == KEY_LISTEN)
 			fd = conn_accept();
 		else
-			fd = conn_take(ev.data.u64, &linger, &deadline);
+			fd = conn_take(ev.data.u64, &linger, &deadline, &p);
 		if (fd == -1)
 			continue;
 		c->fd = fd;
 		c->in_pos = c->in_end = 0;
-		if (ev.data.u64 != KEY_LISTEN && linger) {
+		c->fresh = ev.data.u64 == KEY_LISTEN;
+		c->events = ev.events;
+		if (!c->fresh && linger) {
 			conn_linger_read(c, deadline);
 			continue;
+		}
+		if (!c->fresh && p != NULL) {
+			/* The rest of a parked request: fill() reads what came. */
+			conn_restore(c, p, deadline);
+			free(p);
+			return 0;
 		}
 		n = recv(fd, c->in, IN_SIZE, MSG_DONTWAIT);
 		/*
@@ -682,7 +723,7 @@ conn_wait(struct conn *c)
 		if (n == -1 && (errno == EAGAIN || errno == EINTR) &&
 		    !atomic_load(&srv.stopping))
 			conn_park(c, now_ms() + (uint64_t)(ev.data.u64 == KEY_LISTEN ?
-			    srv.read_timeout_ms : srv.keepalive_ms), false);
+			    srv.read_timeout_ms : srv.keepalive_ms), false, NULL);
 		else
 			conn_close(c);	/* the peer closed an idle connection: normal */
 	}
@@ -693,6 +734,9 @@ conn_wait(struct conn *c)
 /*
  * Make at least NEED (<= IN_SIZE) unread bytes available in c->in.
  * Returns 0, or -1 with errno: ECONNRESET (peer closed), ETIMEDOUT, other.
+ * In the params phase it never blocks for long: after one short wait per
+ * take (FRESH_WAIT_MS) it fails with EAGAIN, and the caller parks the
+ * connection with what it has (a peer that dribbles pins no thread).
  */
 static int
 fill(struct conn *c, size_t need)
@@ -719,7 +763,7 @@ fill(struct conn *c, size_t need)
 			}
 		}
 		n = recv(c->fd, c->in + c->in_end, IN_SIZE - c->in_end,
-		    c->nowait ? MSG_DONTWAIT : 0);
+		    c->nowait || c->in_params ? MSG_DONTWAIT : 0);
 		if (n > 0) {
 			c->in_end += (size_t)n;
 			continue;
@@ -728,7 +772,17 @@ fill(struct conn *c, size_t need)
 			errno = ECONNRESET;
 		else if (errno == EINTR)
 			continue;
-		else if (errno == EAGAIN && !c->nowait)
+		else if (errno == EAGAIN && c->in_params) {
+			/* The rest is usually a moment away: cheaper than epoll. */
+			struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
+
+			if (!c->waited) {
+				c->waited = true;
+				if (poll(&pfd, 1, FRESH_WAIT_MS) == 1)
+					continue;
+			}
+			errno = EAGAIN;
+		} else if (errno == EAGAIN && !c->nowait)
 			errno = ETIMEDOUT;
 		return -1;
 	}
@@ -840,6 +894,14 @@ next_record(struct conn *c, struct fcgi_header *h, bool begun)
 			errno = EPROTO;
 			return -1;
 		}
+		/*
+		 * Params phase: a record is consumed only once it is all here
+		 * (< IN_SIZE), so a request can stop between two records and be
+		 * parked with the parser's state and no half-consumed record.
+		 */
+		if (c->in_params && fill(c, FCGI_HEADER_LEN + (size_t)h->content_len +
+		    h->padding_len) == -1)
+			return -1;
 		if (h->id == 0 && h->type >= FCGI_GET_VALUES) {
 			if (management(c, h) == -1)
 				return -1;
@@ -897,8 +959,10 @@ parse_content_length(const struct request *r)
 
 /*
  * Read BEGIN_REQUEST and all PARAMS of the next request on C.  Returns 0
- * with c->req ready, or -1: the connection must be closed (already logged
- * if it was worth it).
+ * with c->req ready, 1 when the bytes so far do not complete them (park
+ * the connection: c->in from c->in_pos holds at most one incomplete
+ * record, c->begun and c->pbuf the state), or -1: the connection must be
+ * closed (already logged if it was worth it).
  */
 static int
 read_records(struct conn *c)
@@ -906,14 +970,13 @@ read_records(struct conn *c)
 	struct fcgi_header h;
 	struct request *r = &c->req;
 	const uint8_t *b;
-	bool begun = false;
 
 	for (;;) {
-		if (next_record(c, &h, begun) == -1)
+		if (next_record(c, &h, c->begun) == -1)
 			goto fail;
 		switch (h.type) {
 		case FCGI_BEGIN_REQUEST:
-			if (begun || h.content_len < 8) {
+			if (c->begun || h.content_len < 8) {
 				wlog_limited(&rl_proto, WLOG_WARNING,
 				    "fcgi: malformed or repeated BEGIN_REQUEST, closing");
 				return -1;
@@ -930,10 +993,10 @@ read_records(struct conn *c)
 				continue;
 			}
 			request_reset(c, h.id, b[2] & FCGI_KEEP_CONN);
-			begun = true;
+			c->begun = true;
 			break;
 		case FCGI_PARAMS:
-			if (!begun || h.id != r->id) {
+			if (!c->begun || h.id != r->id) {
 				if (skip(c, (size_t)h.content_len + h.padding_len) == -1)
 					goto fail;
 				break;
@@ -959,16 +1022,16 @@ read_records(struct conn *c)
 		case FCGI_ABORT_REQUEST:
 			if (skip(c, (size_t)h.content_len + h.padding_len) == -1)
 				goto fail;
-			if (begun && h.id == r->id) {
+			if (c->begun && h.id == r->id) {
 				/* Aborted before it ran: end it, keep the connection. */
 				if (send_end_request(c, r->id, 0, FCGI_REQUEST_COMPLETE) == -1 ||
 				    !r->keep_conn)
 					return -1;
-				begun = false;
+				c->begun = false;
 			}
 			break;
 		case FCGI_STDIN:
-			if (begun && h.id == r->id) {
+			if (c->begun && h.id == r->id) {
 				wlog_limited(&rl_proto, WLOG_WARNING,
 				    "fcgi: STDIN before the end of PARAMS, closing");
 				return -1;
@@ -982,6 +1045,7 @@ read_records(struct conn *c)
 	}
 
 params_done:
+	c->begun = false;
 	if (fcgi_params_parse(c->pbuf, c->plen, c->params, FCGI_NPARAMS_MAX,
 	    &r->nparams) == -1) {
 		if (errno == EMSGSIZE)
@@ -997,6 +1061,8 @@ params_done:
 	return 0;
 
 fail:
+	if (errno == EAGAIN && c->in_params)
+		return 1;	/* incomplete: the caller parks the connection */
 	if (errno == ETIMEDOUT)
 		wlog_limited(&rl_timeout, WLOG_WARNING,
 		    "fcgi: peer sent an incomplete request within read_timeout (%ld ms), closing",
@@ -1006,20 +1072,144 @@ fail:
 	return -1;
 }
 
-/* read_records() with the params-phase deadline armed. */
+/*
+ * read_records() with the params-phase deadline armed: read_timeout from
+ * the first read that had to wait, kept across parks.  0, 1 or -1 as
+ * read_records().
+ */
 static int
 read_request(struct conn *c)
 {
 	int rc;
 
+	if (!c->resumed) {
+		c->begun = false;
+		c->deadline_ms = 0;
+	}
+	c->resumed = false;
 	c->in_params = true;
-	c->deadline_ms = 0;
+	c->waited = false;
 	rc = read_records(c);
 	c->in_params = false;
 	return rc;
 }
 
-/* Wait for C to hold a request; see fcgi.h. */
+/* Put the parked request P back into C (just taken, buffers empty). */
+static void
+conn_restore(struct conn *c, const struct partial *p, uint64_t deadline)
+{
+	if (p->begun) {
+		request_reset(c, p->id, p->keep);
+		memcpy(c->pbuf, p->data, p->plen);
+		c->plen = p->plen;
+	}
+	c->begun = p->begun;
+	memcpy(c->in, p->data + p->plen, p->ilen);
+	c->in_pos = 0;
+	c->in_end = p->ilen;
+	c->deadline_ms = deadline;
+	c->resumed = true;
+}
+
+/*
+ * Park C's incomplete request with its connection: the params gathered
+ * and the unparsed bytes move to a buffer of their own (at most
+ * FCGI_PARAMS_MAX + one record), the thread's buffers stay its own.
+ * Closed by the sweeper at the request's deadline.
+ */
+static void
+conn_park_partial(struct conn *c)
+{
+	size_t plen = c->begun ? c->plen : 0, ilen = c->in_end - c->in_pos;
+	struct partial *p = NULL;
+
+	if (plen + ilen > 0) {
+		if ((p = malloc(sizeof(*p) + plen + ilen)) == NULL) {
+			wlog_limited(&rl_accept, WLOG_WARNING,
+			    "fcgi: no memory to park an incomplete request, closing");
+			conn_close(c);
+			return;
+		}
+		p->id = c->req.id;
+		p->begun = c->begun;
+		p->keep = c->req.keep_conn;
+		p->plen = (uint32_t)plen;
+		p->ilen = (uint32_t)ilen;
+		memcpy(p->data, c->pbuf, plen);
+		memcpy(p->data + plen, c->in + c->in_pos, ilen);
+	}
+	conn_park(c, c->deadline_ms, false, p);
+}
+
+/* Is the peer of C's complete request gone?  See fcgi_next(). */
+static bool
+peer_gone(struct conn *c)
+{
+	uint32_t ev = c->events;
+	size_t pos;
+
+	if (c->fresh) {
+		/* Accepted, not seen by epoll: one look costs a syscall. */
+		struct pollfd pfd = { .fd = c->fd, .events = POLLRDHUP };
+
+		if (poll(&pfd, 1, 0) != 1)
+			return false;
+		ev = (uint32_t)pfd.revents;	/* POLL* == EPOLL* bits on Linux */
+	}
+	if (!(ev & (EPOLLHUP | EPOLLERR | EPOLLRDHUP)))
+		return false;
+	/* Unix: HUP is both directions shut, nobody can read an answer.
+	 * TCP: HUP or ERR without our own shutdown is a reset. */
+	if (ev & (EPOLLHUP | EPOLLERR))
+		return true;
+	if (!srv.tcp)
+		return false;
+	/*
+	 * A TCP FIN is only a half-close: the peer might still read.  No
+	 * FastCGI web server half-closes while it waits for an answer, but
+	 * drop only a request whose body is all here (its empty STDIN).
+	 */
+	for (pos = c->in_pos; pos + FCGI_HEADER_LEN <= c->in_end; ) {
+		struct fcgi_header h;
+
+		if (fcgi_header_parse(c->in + pos, &h) == -1)
+			return false;
+		if (h.type == FCGI_STDIN && h.id == c->req.id && h.content_len == 0)
+			return true;
+		pos += FCGI_HEADER_LEN + (size_t)h.content_len + h.padding_len;
+	}
+	return false;
+}
+
+/* Drop C's request, whose peer is gone: nobody can read an answer. */
+static void
+drop(struct conn *c)
+{
+	const char *uri;
+	size_t len = 0;
+
+	atomic_fetch_add(&ndropped, 1);
+	if ((uri = request_param(&c->req, "REQUEST_URI", &len)) == NULL)
+		uri = "";
+	wlog_limited(&rl_gone, WLOG_NOTICE, "fcgi: request %.*s dropped without "
+	    "running it: the web server had closed the connection (its client gave up)",
+	    (int)(len > 200 ? 200 : len), uri);
+	conn_close(c);
+}
+
+/* Requests dropped because the peer was gone; see fcgi.h. */
+unsigned long
+fcgi_dropped_count(void)
+{
+	return atomic_load(&ndropped);
+}
+
+/*
+ * Wait for C to hold a request; see fcgi.h.  A request complete whose
+ * peer already closed (nginx closes its upstream connection when the
+ * client gives up while the request waits in the listen queue) is
+ * dropped: the app would run for nobody.
+ */
 struct request *
 fcgi_next(struct conn *c)
 {
@@ -1030,9 +1220,21 @@ fcgi_next(struct conn *c)
 		}
 		if (c->fd == -1 && conn_wait(c) == -1)
 			return NULL;
-		if (read_request(c) == 0)
-			return &c->req;
-		conn_close(c);
+		switch (read_request(c)) {
+		case 0:
+			if (!peer_gone(c))
+				return &c->req;
+			drop(c);
+			break;
+		case 1:
+			if (!atomic_load(&srv.stopping)) {
+				conn_park_partial(c);
+				break;
+			}
+			__attribute__((fallthrough));
+		default:
+			conn_close(c);
+		}
 	}
 }
 
@@ -1328,7 +1530,7 @@ fcgi_end(struct request *r, int rc)
 			c->nowait = false;
 			shutdown(c->fd, SHUT_WR);
 			conn_park(c, now_ms() + (uint64_t)(srv.read_timeout_ms < LINGER_MS ?
-			    srv.read_timeout_ms : LINGER_MS), true);
+			    srv.read_timeout_ms : LINGER_MS), true, NULL);
 			return;
 		}
 		c->nowait = false;
@@ -1340,7 +1542,7 @@ fcgi_end(struct request *r, int rc)
 	/* Bytes of the next request already here: serve them without epoll. */
 	if (c->in_pos < c->in_end)
 		return;
-	conn_park(c, now_ms() + (uint64_t)srv.keepalive_ms, false);
+	conn_park(c, now_ms() + (uint64_t)srv.keepalive_ms, false, NULL);
 }
 
 /* Graceful stop; see fcgi.h. */
@@ -1362,7 +1564,7 @@ void
 fcgi_sweep(bool all)
 {
 	uint64_t now = now_ms();
-	unsigned i;
+	unsigned i, partials = 0;
 
 	pthread_mutex_lock(&srv.lock);
 	for (i = 0; i < srv.nslots && srv.nidle > 0; i++) {
@@ -1372,12 +1574,21 @@ fcgi_sweep(bool all)
 			continue;
 		epoll_ctl(srv.ep, EPOLL_CTL_DEL, (int)i, NULL);
 		close((int)i);
+		if (s->partial != NULL) {
+			free(s->partial);
+			s->partial = NULL;
+			partials++;
+		}
 		s->state = SLOT_FREE;
 		s->registered = false;
 		s->gen++;
 		srv.nidle--;
 	}
 	pthread_mutex_unlock(&srv.lock);
+	if (partials > 0 && !all)
+		wlog_limited(&rl_timeout, WLOG_WARNING, "fcgi: %u peer(s) sent an incomplete "
+		    "request within read_timeout (%ld ms), closing", partials,
+		    srv.read_timeout_ms);
 }
 
 /* Connections currently parked idle in epoll. */

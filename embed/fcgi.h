@@ -123,10 +123,13 @@ void fcgi_conn_free(struct conn *c);
 
 /*
  * Wait for the next request on C: a new connection, an idle kept
- * connection that became readable, or the next request pipelined on the
- * connection C is holding.  Reads the BEGIN_REQUEST and all PARAMS; the
- * body is left for request_read().  Returns NULL once fcgi_stop() was
- * called.  Never holds a lock while blocked.
+ * connection that became readable, a parked incomplete request whose
+ * next bytes came, or the next request pipelined on the connection C is
+ * holding.  Reads the BEGIN_REQUEST and all PARAMS; the body is left for
+ * request_read().  A request whose params do not come whole is parked
+ * in epoll with its bytes (no thread waits for a slow peer), and one
+ * whose peer is already gone is dropped (fcgi_dropped_count()).  Returns
+ * NULL once fcgi_stop() was called.  Never holds a lock while blocked.
  */
 struct request *fcgi_next(struct conn *c);
 
@@ -148,12 +151,23 @@ int fcgi_respond(struct request *r, const char *status, const char *body);
  */
 void fcgi_stop(void);
 
-/* Close idle kept connections idle for longer than the keep-alive timeout
- * (or all of them if ALL).  The main thread calls it periodically. */
+/*
+ * Close parked connections past their deadline (or all of them if ALL):
+ * idle kept ones after the keep-alive timeout, new silent ones and
+ * incomplete requests read_timeout after their first byte, lingering
+ * ones.  The main thread calls it periodically.
+ */
 void fcgi_sweep(bool all);
 
-/* Connections currently parked idle in epoll (for tests and status). */
+/* Connections currently parked in epoll (for tests and status). */
 unsigned fcgi_idle_count(void);
+
+/*
+ * Requests read completely but dropped without running the app, because
+ * the web server had already closed the connection (its client gave up
+ * while the request waited in the queue).  Since the process started.
+ */
+unsigned long fcgi_dropped_count(void);
 
 /* ------------------------------------------------------------- log.c */
 
