@@ -1,7 +1,8 @@
 /*
  * test_conf.c - conf_load(): every directive's valid and invalid values,
  * durations and sizes, $pool expansion, include_dir handling, and the
- * exact text, file and line of every kind of error.
+ * exact text, file and line of every kind of error; conf_check_system():
+ * users, groups and paths against this system, at the options' lines.
  *
  * Most cases write their config into a fresh temporary directory; the
  * fixtures under tests/unit/conf/ and the shipped examples under etc/ are
@@ -1452,6 +1453,254 @@ END_TEST
 
 /* ==================================================================== main */
 
+/* ============================================ conf_check_system() */
+
+/* Load TMP/main.conf holding TEXT (it must parse); conf_check_system()'s rc. */
+static int
+check_main(const char *text)
+{
+	struct conf *c = ok_main(text);
+
+	return conf_check_system(c, errbuf, sizeof(errbuf));
+}
+
+/* A pool of main.conf opening on line 1 whose BODY starts on line 5. */
+static int
+check_pool(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int
+check_pool(const char *fmt, ...)
+{
+	char body[4096];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(body, sizeof(body), fmt, ap);
+	va_end(ap);
+	return check_main(pool_text(body));
+}
+
+START_TEST(parse_alone_does_not_look_at_the_system)
+{
+	/* conf_load() stays testable anywhere: none of these exist */
+	const struct pool_conf *p = pool_with("  user = \"no-such-user-fcgipm\"\n"
+	    "  group = \"no-such-group-fcgipm\"\n  chdir = \"/no/such/dir\"\n"
+	    "  virtualenv = \"/no/such/venv\"\n  slowlog = \"/no/such/slow.log\"");
+
+	ck_assert_str_eq(p->user, "no-such-user-fcgipm");
+	ck_assert_str_eq(p->chdir, "/no/such/dir");
+}
+END_TEST
+
+START_TEST(option_lines_are_recorded)
+{
+	const struct pool_conf *p;
+	struct conf *c;
+
+	c = ok_main("# comment lines count as the editor shows them\n"
+	    "worker_binary = \"/bin/sh\"\n"
+	    "status_owner = \"root\"\n"
+	    "\n"
+	    "status_group = \"root\"\n"
+	    "status_allow_users = {\"root\",\n"
+	    "    \"nobody\"}\n"
+	    "pool a {\n"
+	    "  listen = \"/run/a.sock\"\n"		/* 9 */
+	    "  module = \"a:app\"\n"
+	    "  max_children = 1\n"
+	    "  user = \"web\"  # inline comment\n"
+	    "  group = \"web\"\n"
+	    "  listen_owner = \"root\"\n"
+	    "  listen_group = \"root\"\n"		/* 15 */
+	    "  chdir = \"/\"\n"
+	    "  virtualenv = \"/v\"\n"
+	    "  python_path = {\"/a\", \"/b\"}\n"
+	    "  slowlog = \"/tmp/$pool.log\"\n"
+	    "}\n"					/* 20 */
+	    "pool b {\n"
+	    "  listen = \"/run/b.sock\"\n"
+	    "  module = \"b:app\"\n"
+	    "  max_children = 1\n"
+	    "  chdir = \"/tmp\"\n"			/* 25 */
+	    "}\n");
+	ck_assert_int_eq(c->lines.worker_binary, 2);
+	ck_assert_int_eq(c->lines.status_owner, 3);
+	ck_assert_int_eq(c->lines.status_group, 5);
+	ck_assert_int_eq(c->lines.status_allow_users, 6);
+	p = &c->pools[0];
+	ck_assert_int_eq(p->lines.user, 12);
+	ck_assert_int_eq(p->lines.group, 13);
+	ck_assert_int_eq(p->lines.listen_owner, 14);
+	ck_assert_int_eq(p->lines.listen_group, 15);
+	ck_assert_int_eq(p->lines.chdir, 16);
+	ck_assert_int_eq(p->lines.virtualenv, 17);
+	ck_assert_int_eq(p->lines.python_path, 18);
+	ck_assert_int_eq(p->lines.slowlog, 19);
+	p = &c->pools[1];
+	ck_assert_int_eq(p->lines.chdir, 25);
+	ck_assert_int_eq(p->lines.user, 0);		/* not set */
+	ck_assert_int_eq(p->lines.virtualenv, 0);
+}
+END_TEST
+
+START_TEST(option_lines_in_site_files)
+{
+	struct conf *c;
+
+	put("sites/a.conf", "pool a {\n  listen = \"/run/a.sock\"\n  module = \"a:app\"\n"
+	    "  max_children = 1\n  chdir = \"/a\"\n}\n");
+	put("sites/b.conf", "# b\n\npool b {\n  listen = \"/run/b.sock\"\n  module = \"b:app\"\n"
+	    "  max_children = 1\n}\npool c {\n  listen = \"/run/c.sock\"\n"
+	    "  module = \"c:app\"\n  max_children = 1\n\n  chdir = \"/c\"\n}\n");
+	c = ok_main("include_dir = \"sites\"\n");
+	ck_assert_uint_eq(c->npools, 3);
+	ck_assert_int_eq(c->pools[0].lines.chdir, 5);
+	ck_assert_int_eq(c->pools[1].lines.chdir, 0);
+	ck_assert_int_eq(c->pools[2].lines.chdir, 13);
+	ck_assert_int_eq(conf_check_system(c, errbuf, sizeof(errbuf)), -1);
+	expect_error("sites/a.conf:5: option 'chdir': '/a' does not exist");
+	expect_error("sites/b.conf:13: option 'chdir': '/c' does not exist");
+}
+END_TEST
+
+START_TEST(a_system_that_has_everything_passes)
+{
+	char text[4096];
+
+	mkdir(path("venv"), 0755);
+	mkdir(path("venv/bin"), 0755);
+	put("venv/pyvenv.cfg", "home = /usr/bin\n");
+	snprintf(text, sizeof(text), "worker_binary = \"/bin/sh\"\nstatus_owner = \"root\"\n"
+	    "status_group = \"root\"\nstatus_allow_users = {\"root\"}\n"
+	    "pool web {\n  listen = \"/run/web.sock\"\n  module = \"web:app\"\n"
+	    "  max_children = 1\n  user = \"root\"\n  group = \"root\"\n  allow_root = yes\n"
+	    "  listen_owner = \"root\"\n  listen_group = \"root\"\n  chdir = \"%s\"\n"
+	    "  virtualenv = \"%s\"\n  python_path = {\"%s\"}\n  slowlog = \"%s/slow.log\"\n}\n",
+	    tmp, path("venv"), tmp, tmp);
+	ck_assert_int_eq(check_main(text), 0);
+	ck_assert_str_eq(errbuf, "");
+}
+END_TEST
+
+START_TEST(users_and_groups_must_resolve)
+{
+	ck_assert_int_eq(check_pool("  user = \"no-such-user-fcgipm\""), -1);
+	expect_error("main.conf:5: option 'user': no such user 'no-such-user-fcgipm'");
+	ck_assert_int_eq(check_pool("  group = \"no-such-group-fcgipm\""), -1);
+	expect_error("main.conf:5: option 'group': no such group 'no-such-group-fcgipm'");
+	ck_assert_int_eq(check_pool("  listen_owner = \"no-such-user-fcgipm\""), -1);
+	expect_error("main.conf:5: option 'listen_owner': no such user 'no-such-user-fcgipm'");
+	ck_assert_int_eq(check_pool("  listen_group = \"no-such-group-fcgipm\""), -1);
+	expect_error("main.conf:5: option 'listen_group': no such group 'no-such-group-fcgipm'");
+	ck_assert_int_eq(check_main("status_owner = \"no-such-user-fcgipm\"\n"
+	    "status_group = \"no-such-group-fcgipm\"\n"
+	    "status_allow_users = {\"root\", \"no-such-user-fcgipm\"}\n"
+	    "pool web {\n  listen = \"/run/web.sock\"\n  module = \"web:app\"\n"
+	    "  max_children = 1\n}\n"), -1);
+	expect_error("main.conf:1: option 'status_owner': no such user 'no-such-user-fcgipm'");
+	expect_error("main.conf:2: option 'status_group': no such group 'no-such-group-fcgipm'");
+	expect_error("main.conf:3: option 'status_allow_users': no such user 'no-such-user-fcgipm'");
+}
+END_TEST
+
+START_TEST(numeric_ids_as_pool_c_takes_them)
+{
+	/* php-fpm and pool.c: a uid without a passwd entry, with a group */
+	ck_assert_int_eq(check_pool("  user = \"4242\"\n  group = \"4243\""), 0);
+	ck_assert_int_eq(check_pool("  user = \"4242\""), -1);
+	expect_error("main.conf:5: option 'user': uid 4242 has no passwd entry, so set "
+	    "group as well");
+	ck_assert_int_eq(check_pool("  user = \"0\"\n  group = \"0\"\n  allow_root = yes"), 0);
+	ck_assert_int_eq(check_pool("  user = \"0\"\n  allow_root = yes"), -1);	/* as pool.c */
+	/* sock.c and control.c look socket owners up by name only */
+	ck_assert_int_eq(check_pool("  listen_owner = \"4242\""), -1);
+	expect_error("main.conf:5: option 'listen_owner': no such user '4242'");
+	ck_assert_int_eq(check_pool("  listen_group = \"4243\""), -1);
+	expect_error("main.conf:5: option 'listen_group': no such group '4243'");
+}
+END_TEST
+
+START_TEST(chdir_must_be_a_directory)
+{
+	ck_assert_int_eq(check_pool("  chdir = \"%s\"", path("nope")), -1);
+	expect_error("main.conf:5: option 'chdir': '...");
+	ck_assert(strstr(errbuf, "/nope' does not exist\n") != NULL);
+	ck_assert_int_eq(check_pool("  chdir = \"%s\"", put("file", "")), -1);
+	expect_error("main.conf:5: option 'chdir': '...");
+	ck_assert(strstr(errbuf, "/file' is not a directory\n") != NULL);
+	ck_assert_int_eq(check_pool("  chdir = \"%s\"", tmp), 0);
+}
+END_TEST
+
+START_TEST(virtualenv_needs_pyvenv_cfg_and_bin)
+{
+	ck_assert_int_eq(check_pool("  virtualenv = \"%s\"", path("venv")), -1);
+	expect_error("main.conf:5: option 'virtualenv': '...");
+	ck_assert(strstr(errbuf, "/venv' does not exist\n") != NULL);
+	mkdir(path("venv"), 0755);
+	ck_assert_int_eq(check_pool("  virtualenv = \"%s\"", path("venv")), -1);
+	ck_assert(strstr(errbuf, "/venv' is not a virtualenv: no pyvenv.cfg in it") != NULL);
+	put("venv/pyvenv.cfg", "home = /usr/bin\n");
+	ck_assert_int_eq(check_pool("  virtualenv = \"%s\"", path("venv")), -1);
+	ck_assert(strstr(errbuf, "/venv' is not a virtualenv: it has no bin/ directory\n") != NULL);
+	mkdir(path("venv/bin"), 0755);
+	ck_assert_int_eq(check_pool("  virtualenv = \"%s\"", path("venv")), 0);
+	ck_assert_int_eq(check_pool("  virtualenv = \"%s\"", path("venv/pyvenv.cfg")), -1);
+	ck_assert(strstr(errbuf, "/pyvenv.cfg' is not a directory\n") != NULL);
+}
+END_TEST
+
+START_TEST(worker_binary_must_be_an_executable_file)
+{
+	char text[PATH_MAX + 8192 + 64];	/* + pool_text() */
+
+	snprintf(text, sizeof(text), "\nworker_binary = \"%s\"\n%s", path("nope"),
+	    pool_text(""));
+	ck_assert_int_eq(check_main(text), -1);
+	expect_error("main.conf:2: option 'worker_binary': '...");
+	ck_assert(strstr(errbuf, "/nope' does not exist\n") != NULL);
+	snprintf(text, sizeof(text), "\nworker_binary = \"%s\"\n%s", put("plain", ""),
+	    pool_text(""));
+	chmod(path("plain"), 0644);
+	ck_assert_int_eq(check_main(text), -1);		/* X_OK wants an x bit, even for root */
+	ck_assert(strstr(errbuf, "/plain' is not executable: ") != NULL);
+	snprintf(text, sizeof(text), "\nworker_binary = \"%s\"\n%s", tmp, pool_text(""));
+	ck_assert_int_eq(check_main(text), -1);
+	ck_assert(strstr(errbuf, "' is not a file\n") != NULL);
+	snprintf(text, sizeof(text), "\nworker_binary = \"/bin/sh\"\n%s", pool_text(""));
+	ck_assert_int_eq(check_main(text), 0);
+}
+END_TEST
+
+START_TEST(slowlog_directory_must_exist)
+{
+	ck_assert_int_eq(check_pool("  slowlog = \"%s/$pool.log\"", path("nope")), -1);
+	expect_error("main.conf:5: option 'slowlog': directory '...");
+	ck_assert(strstr(errbuf, "/nope/web.log' does not exist\n") != NULL);
+	ck_assert_int_eq(check_pool("  slowlog = \"%s/$pool.log\"", tmp), 0);
+	ck_assert_int_eq(check_pool("  slowlog = \"web.log\""), 0);	/* the working directory */
+	ck_assert_int_eq(check_pool("  slowlog = \"/web.log\""), 0);
+}
+END_TEST
+
+START_TEST(missing_python_path_entry_only_warns)
+{
+	ck_assert_int_eq(check_pool("  python_path = {\"%s\", \"%s\"}", tmp, path("nope")), 0);
+	expect_error("main.conf:5: option 'python_path': warning: '...");
+	ck_assert(strstr(errbuf, "/nope': No such file or directory (Python skips it)\n") != NULL);
+	ck_assert_ptr_null(strstr(errbuf, "\n/"));	/* one line only */
+}
+END_TEST
+
+START_TEST(every_system_error_is_reported_at_once)
+{
+	ck_assert_int_eq(check_pool("  user = \"no-such-user-fcgipm\"\n  chdir = \"/no/such\"\n"
+	    "  virtualenv = \"/no/venv\""), -1);
+	expect_error("main.conf:5: option 'user': no such user 'no-such-user-fcgipm'");
+	expect_error("main.conf:6: option 'chdir': '/no/such' does not exist");
+	expect_error("main.conf:7: option 'virtualenv': '/no/venv' does not exist");
+}
+END_TEST
+
 static Suite *
 conf_suite(void)
 {
@@ -1573,6 +1822,22 @@ conf_suite(void)
 	tcase_add_test(tc, pool_variable_expands_in_every_string_and_list_entry);
 	tcase_add_test(tc, pool_variable_in_single_quotes_expands_too);
 	tcase_add_test(tc, double_quotes_expand_environment_single_quotes_do_not);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("system");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, parse_alone_does_not_look_at_the_system);
+	tcase_add_test(tc, option_lines_are_recorded);
+	tcase_add_test(tc, option_lines_in_site_files);
+	tcase_add_test(tc, a_system_that_has_everything_passes);
+	tcase_add_test(tc, users_and_groups_must_resolve);
+	tcase_add_test(tc, numeric_ids_as_pool_c_takes_them);
+	tcase_add_test(tc, chdir_must_be_a_directory);
+	tcase_add_test(tc, virtualenv_needs_pyvenv_cfg_and_bin);
+	tcase_add_test(tc, worker_binary_must_be_an_executable_file);
+	tcase_add_test(tc, slowlog_directory_must_exist);
+	tcase_add_test(tc, missing_python_path_entry_only_warns);
+	tcase_add_test(tc, every_system_error_is_reported_at_once);
 	suite_add_tcase(s, tc);
 	return s;
 }
