@@ -77,29 +77,6 @@ static void on_conn(int fd, uint32_t events, void *arg);
 
 /* ------------------------------------------------------------------ socket */
 
-/* Is a live process answering on the unix socket PATH?  1 yes, 0 no, -1 error. */
-static int
-in_use(const char *path)
-{
-	struct sockaddr_un sun = { .sun_family = AF_UNIX };
-	struct stat st;
-	int fd, r;
-
-	if (lstat(path, &st) == -1)
-		return errno == ENOENT ? 0 : -1;
-	if (!S_ISSOCK(st.st_mode)) {
-		errno = EEXIST;
-		return -1;
-	}
-	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) == -1)
-		return -1;
-	memcpy(sun.sun_path, path, strlen(path) + 1);
-	r = connect(fd, (struct sockaddr *)&sun, sizeof(sun));
-	r = r == 0 || errno == EAGAIN ? 1 : errno == ECONNREFUSED ? 0 : -1;
-	close(fd);
-	return r;
-}
-
 static int
 resolve_users(const struct conf *c)
 {
@@ -166,7 +143,7 @@ control_open(const struct conf *c, const struct control_ops *o)
 	}
 	if (resolve_users(c) == -1)
 		goto fail;
-	if ((r = in_use(path)) != 0) {
+	if ((r = sock_unix_in_use(path)) != 0) {
 		if (r == 1)
 			log_error(NULL, 0, "status_socket %s: another process is listening "
 			    "on it; is fcgi-pm already running?", path);

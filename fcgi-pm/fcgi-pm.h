@@ -193,6 +193,12 @@ struct listen_sock {
 int sock_parse(const char *s, struct listen_addr *a, char *err, size_t errlen);
 int sock_open(struct listen_sock *ls, const struct pool_conf *pc);
 void sock_close(struct listen_sock *ls);
+/*
+ * Is someone listening on the unix socket PATH?  1 yes, 0 no (stale or
+ * absent), -1 when PATH is not a socket or cannot be checked (errno set).
+ * Used before taking over a path, so a second instance never steals it.
+ */
+int sock_unix_in_use(const char *path);
 int sock_queue(const struct listen_sock *ls, unsigned *len, unsigned *max);
 const char *sock_name(const struct listen_addr *a, char *buf, size_t len);
 

@@ -142,12 +142,9 @@ sock_name(const struct listen_addr *a, char *buf, size_t len)
 	return buf;
 }
 
-/*
- * Is someone listening on the unix socket PATH?  1 yes, 0 no (stale),
- * -1 when PATH is not a socket or cannot be checked (errno set).
- */
-static int
-unix_in_use(const char *path)
+/* Is someone listening on the unix socket PATH?  See fcgi-pm.h. */
+int
+sock_unix_in_use(const char *path)
 {
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
 	struct stat st;
@@ -178,7 +175,7 @@ open_unix(struct listen_sock *ls, const struct pool_conf *pc)
 	mode_t old;
 	int fd, r;
 
-	if ((r = unix_in_use(path)) == 1) {
+	if ((r = sock_unix_in_use(path)) == 1) {
 		log_error(pc->name, 0, "listen %s: another process is listening on it; "
 		    "stop it or choose another listen path", path);
 		return -1;
