@@ -81,6 +81,7 @@ struct loader {
 	struct stat main_st;		/* the main file, not to be read twice */
 	struct opt_line *opt_lines;	/* of the file being parsed */
 	size_t nopt_lines;
+	const char *text;		/* its text, comments blanked, while parsed */
 };
 
 static struct loader *cur;
@@ -781,6 +782,16 @@ is_option(cfg_opt_t *opts, const char *name)
 	return false;
 }
 
+/* Is NAME an option of OPTS that takes one value (no list, no section)? */
+static bool
+is_single_value(cfg_opt_t *opts, const char *name)
+{
+	for (; opts->type != CFGT_NONE; opts++)
+		if (strcmp(opts->name, name) == 0)
+			return opts->type != CFGT_SEC && !(opts->flags & CFGF_LIST);
+	return false;
+}
+
 /*
  * php-fpm users will write php-fpm's names; tell them ours.  Returns the
  * fcgi-pm name for NAME, or NULL.
@@ -813,6 +824,51 @@ static int
 pool_line(size_t i)
 {
 	return i < cur->npool_lines ? cur->pool_lines[i] : 0;
+}
+
+/*
+ * The option written as `NAME = {` (or `+=`) on LINE of the file being
+ * parsed, into NAME (size LEN); false if there is none.  libconfuse's
+ * "unexpected token '{'" for a list given to a single-value option does not
+ * say which option it was parsing.
+ */
+static bool
+list_option_on_line(const struct loader *ld, int line, char *name, size_t len)
+{
+	const char *p = ld->text, *end, *b, *q, *e;
+	int n;
+
+	if (p == NULL || line < 1)
+		return false;
+	for (n = 1; n < line; p++) {
+		if (*p == '\0')
+			return false;
+		if (*p == '\n')
+			n++;
+	}
+	if ((end = strchr(p, '\n')) == NULL)
+		end = p + strlen(p);
+	for (b = p; b < end && (b = memchr(b, '{', (size_t)(end - b))) != NULL; b++) {
+		for (q = b; q > p && isblank((unsigned char)q[-1]); q--)
+			;
+		if (q == p || q[-1] != '=')
+			continue;
+		if (--q > p && q[-1] == '+')
+			q--;
+		while (q > p && isblank((unsigned char)q[-1]))
+			q--;
+		for (e = q; q > p && (isalnum((unsigned char)q[-1]) || q[-1] == '_' ||
+		    q[-1] == '.'); q--)
+			;
+		if (q == e || (size_t)(e - q) >= len)
+			continue;
+		memcpy(name, q, (size_t)(e - q));
+		name[e - q] = '\0';
+		/* `a = {"x"}  b = {"y"}` on one line: the list option is fine */
+		if (is_single_value(pool_opts, name) || is_single_value(main_opts, name))
+			return true;
+	}
+	return false;
 }
 
 /* Two `pool NAME` sections with one name in one file: name both lines. */
@@ -877,6 +933,10 @@ conf_errfunc(cfg_t *cfg, const char *fmt, va_list ap)
 	    strcmp(msg, "unterminated string constant") == 0) && cur->open_quote_line) {
 		loader_error(cur, cur->file, cur->open_quote_line, "syntax error: "
 		    "the string that starts on this line has no closing quote");
+	} else if (strcmp(msg, "unexpected token '{'") == 0 &&
+	    list_option_on_line(cur, line, name, sizeof(name))) {
+		loader_error(cur, cur->file, line, "option '%s': takes a single value, "
+		    "not a list", name);
 	} else if (strncmp(msg, "unexpected ", 11) == 0 || strcmp(msg, "premature end of file") == 0) {
 		loader_error(cur, cur->file, line, "syntax error: %s", msg);
 	} else
@@ -1069,7 +1129,9 @@ parse_file(struct loader *ld, const char *file, bool site)
 			cfg_set_validate_func(cfg, validators[i].path, validators[i].fn);
 
 	cur = ld;
+	ld->text = buf;
 	rc = *buf ? cfg_parse_buf(cfg, buf) : CFG_SUCCESS;	/* fmemopen refuses 0 bytes */
+	ld->text = NULL;
 	cur = NULL;
 	free(buf);
 	if (rc != CFG_SUCCESS) {

@@ -468,7 +468,18 @@ END_TEST
 
 START_TEST(list_value_for_a_single_value_option_is_a_syntax_error)
 {
-	pool_fails("  user = {\"a\", \"b\"}", "main.conf:5: syntax error: unexpected token '{'");
+	/* libconfuse says "unexpected token '{'"; the option is found on the line */
+	pool_fails("  user = {\"a\", \"b\"}",
+	    "main.conf:5: option 'user': takes a single value, not a list");
+	pool_fails("  threads = {1, 2}",
+	    "main.conf:5: option 'threads': takes a single value, not a list");
+	fail_main("\nworker_binary = { \"/bin/sh\" }\n",
+	    "main.conf:2: option 'worker_binary': takes a single value, not a list");
+	/* a list option before it on the same line is not the one */
+	pool_fails("  env = {\"A=1\"}  listen = {\"/a.sock\"}",
+	    "main.conf:5: option 'listen': takes a single value, not a list");
+	/* the '{' on the next line: no option to name */
+	pool_fails("  user =\n {\"a\"}", "main.conf:6: syntax error: unexpected token '{'");
 }
 END_TEST
 
