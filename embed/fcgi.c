@@ -1123,7 +1123,7 @@ conn_park_partial(struct conn *c)
 	size_t plen = c->begun ? c->plen : 0, ilen = c->in_end - c->in_pos;
 	struct partial *p = NULL;
 
-	if (plen + ilen > 0) {
+	if (c->begun || ilen > 0) {
 		if ((p = malloc(sizeof(*p) + plen + ilen)) == NULL) {
 			wlog_limited(&rl_accept, WLOG_WARNING,
 			    "fcgi: no memory to park an incomplete request, closing");

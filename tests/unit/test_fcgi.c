@@ -6,9 +6,11 @@
 #include <check.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -372,6 +374,200 @@ START_TEST(request_end_to_end)
 }
 END_TEST
 
+/*
+ * Parked partial requests: a request cut at every byte boundary before
+ * the end of its params (mid-header, mid-BEGIN_REQUEST, mid-name-value,
+ * between the PARAMS records) is parked in epoll with its bytes, and
+ * completes when the rest arrives later, with the same params and body.
+ */
+static uint8_t split_req[512];
+static size_t split_len, split_params_end;
+
+static void
+split_build(void)
+{
+	uint8_t params[256], begin[8] = { 0, FCGI_RESPONDER, 0 };
+	size_t len = 0, plen = 0, k;
+
+	k = nv(params, "REQUEST_METHOD", 14, "POST", 4);
+	plen = k;
+	plen += nv(params + plen, "CONTENT_LENGTH", 14, "3", 1);
+	plen += nv(params + plen, "REQUEST_URI", 11, "/split?x=1", 10);
+	len += rec(split_req + len, FCGI_BEGIN_REQUEST, 7, begin, 8);
+	/* two PARAMS records, the second with padding */
+	len += rec(split_req + len, FCGI_PARAMS, 7, params, k);
+	fcgi_header_build(split_req + len, FCGI_PARAMS, 7, (uint16_t)(plen - k), 3);
+	memcpy(split_req + len + 8, params + k, plen - k);
+	memset(split_req + len + 8 + plen - k, 0, 3);
+	len += 8 + plen - k + 3;
+	len += rec(split_req + len, FCGI_PARAMS, 7, "", 0);
+	split_params_end = len;
+	len += rec(split_req + len, FCGI_STDIN, 7, "abc", 3);
+	len += rec(split_req + len, FCGI_STDIN, 7, "", 0);
+	split_len = len;
+}
+
+struct split_client {
+	char path[108];
+	size_t cut;		/* send [0, cut), wait until parked, then the rest */
+	bool bytewise;		/* or one byte at a time, with pauses */
+	bool close_early;	/* send all, then close before the server looks */
+	uint8_t reply[4096];
+	size_t reply_len;
+};
+
+static int
+client_connect(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd;
+
+	memcpy(sa.sun_path, path, sizeof(sa.sun_path));
+	fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	ck_assert_int_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	return fd;
+}
+
+static void *
+split_client_main(void *arg)
+{
+	struct split_client *cl = arg;
+	struct timespec ms3 = { 0, 3 * 1000 * 1000 };
+	ssize_t n;
+	size_t i;
+	int fd = client_connect(cl->path);
+
+	if (cl->bytewise) {
+		for (i = 0; i < split_len; i++) {
+			ck_assert_int_eq(write(fd, split_req + i, 1), 1);
+			nanosleep(&ms3, NULL);
+		}
+	} else {
+		ck_assert_int_eq(write(fd, split_req, cl->cut), (ssize_t)cl->cut);
+		/* bounded: the server parks it within a few ms */
+		for (i = 0; i < 2000 && cl->cut < split_params_end &&
+		    fcgi_idle_count() == 0; i++)
+			nanosleep(&ms3, NULL);
+		if (cl->cut < split_params_end)
+			ck_assert_uint_eq(fcgi_idle_count(), 1);
+		else
+			nanosleep(&ms3, NULL);
+		if (cl->cut < split_len)
+			ck_assert_int_eq(write(fd, split_req + cl->cut,
+			    split_len - cl->cut), (ssize_t)(split_len - cl->cut));
+	}
+	while ((n = read(fd, cl->reply + cl->reply_len,
+	    sizeof(cl->reply) - cl->reply_len)) > 0)
+		cl->reply_len += (size_t)n;
+	close(fd);
+	return NULL;
+}
+
+static int
+split_server(struct split_client *cl)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct fcgi_server_conf sc = { .threads = 1, .read_timeout_ms = 10000,
+	    .keepalive_timeout_ms = 10000 };
+	int lfd;
+
+	snprintf(cl->path, sizeof(cl->path), "/tmp/test_fcgi_split.%d.sock", (int)getpid());
+	memcpy(sa.sun_path, cl->path, sizeof(cl->path));
+	unlink(cl->path);
+	lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0);
+	ck_assert_int_eq(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	ck_assert_int_eq(listen(lfd, 8), 0);
+	sc.listen_fd = lfd;
+	ck_assert_int_eq(fcgi_server_init(&sc), 0);
+	return lfd;
+}
+
+/* Serve one request of the split client CL on C and check it whole. */
+static void
+split_serve_one(struct conn *c, struct split_client *cl)
+{
+	static const uint8_t want_end[16] = { 1, FCGI_END_REQUEST, 0, 7, 0, 8, 0, 0,
+	    0, 0, 0, 0, FCGI_REQUEST_COMPLETE, 0, 0, 0 };
+	struct request *r;
+	pthread_t t;
+	char body[8];
+	size_t len = 0;
+	const char *v;
+	ssize_t n = 0;
+
+	cl->reply_len = 0;
+	pthread_create(&t, NULL, split_client_main, cl);
+	ck_assert_ptr_nonnull(r = fcgi_next(c));
+	ck_assert_int_eq(r->id, 7);
+	ck_assert_uint_eq(r->nparams, 3);
+	ck_assert_int_eq(r->content_length, 3);
+	ck_assert_ptr_nonnull(v = request_param(r, "REQUEST_URI", &len));
+	ck_assert_uint_eq(len, 10);
+	ck_assert(memcmp(v, "/split?x=1", 10) == 0);
+	len = 0;
+	/* the body may come in pieces (a cut inside STDIN) */
+	while (len < sizeof(body) && (n = request_read(r, body + len, sizeof(body) - len)) > 0)
+		len += (size_t)n;
+	ck_assert_uint_eq(len, 3);
+	ck_assert(memcmp(body, "abc", 3) == 0);
+	ck_assert_int_eq(request_write(r, "Status: 200\r\n\r\nok", 19), 0);
+	fcgi_end(r, 0);
+	pthread_join(t, NULL);
+	/* STDOUT of 19, empty STDOUT, END_REQUEST */
+	ck_assert_uint_eq(cl->reply_len, 8 + 19 + 8 + 16);
+	ck_assert_mem_eq(cl->reply + 8 + 19 + 8, want_end, 16);
+	ck_assert_uint_eq(fcgi_idle_count(), 0);
+}
+
+START_TEST(partial_request_parked_and_completed)
+{
+	static struct split_client cl;
+	struct conn *c;
+	size_t cut;
+	int lfd;
+
+	split_build();
+	lfd = split_server(&cl);
+	ck_assert_ptr_nonnull(c = fcgi_conn_new());
+	for (cut = 1; cut < split_len; cut++) {
+		cl.cut = cut;
+		split_serve_one(c, &cl);
+	}
+	cl.bytewise = true;
+	split_serve_one(c, &cl);
+	ck_assert_uint_eq(fcgi_dropped_count(), 0);
+	unlink(cl.path);
+	close(lfd);
+	fcgi_conn_free(c);
+}
+END_TEST
+
+/*
+ * A request complete in the socket whose peer closed before the server
+ * looked (nginx gave up on it in the listen queue) is dropped unanswered;
+ * the next one is served.
+ */
+START_TEST(request_of_a_closed_peer_is_dropped)
+{
+	static struct split_client cl;
+	struct conn *c;
+	int lfd, fd;
+
+	split_build();
+	lfd = split_server(&cl);
+	ck_assert_ptr_nonnull(c = fcgi_conn_new());
+	fd = client_connect(cl.path);
+	ck_assert_int_eq(write(fd, split_req, split_len), (ssize_t)split_len);
+	close(fd);
+	cl.cut = split_len;
+	split_serve_one(c, &cl);	/* the dropped one is never returned */
+	ck_assert_uint_eq(fcgi_dropped_count(), 1);
+	unlink(cl.path);
+	close(lfd);
+	fcgi_conn_free(c);
+}
+END_TEST
+
 /* ------------------------------------------------------------- log.c */
 
 /* Run FN with stderr redirected to a pipe; return what it wrote. */
@@ -456,6 +652,8 @@ fcgi_suite(void)
 
 	tc = tcase_create("server");
 	tcase_add_test(tc, request_end_to_end);
+	tcase_add_test(tc, partial_request_parked_and_completed);
+	tcase_add_test(tc, request_of_a_closed_peer_is_dropped);
 	suite_add_tcase(s, tc);
 	return s;
 }
