@@ -526,6 +526,50 @@ class Lifecycle(harness.TestCase):
         self.assertLess(time.monotonic() - t0, 0.5)
         s.close()
 
+    def test_half_sent_requests_do_not_pin_threads(self):
+        # one thread; peers that stop mid-header, mid-params and between
+        # records are parked with their bytes: a whole request is served at
+        # once, and each parked one completes when its rest arrives
+        w = self._own(Worker(self.tmp, ["--read-timeout", "5000"], threads=1))
+        req = begin(1) + fc.params_records(1, {"QUERY_STRING": "n=1", "CONTENT_LENGTH": "2",
+                                               "REQUEST_URI": "/parked"}) \
+            + fc.stdin_records(1, b"hi")
+        end = len(req) - 8 - 16            # the params end before STDIN "hi" and its end
+        cuts = [3, 8, 16, 20, 26, end - 8, end - 1]
+        held = []
+        for cut in cuts:
+            s = fc.connect(w.addr, timeout=5)
+            s.sendall(req[:cut])
+            held.append((s, cut))
+        time.sleep(0.2)
+        t0 = time.monotonic()
+        out, _, _, proto = do(w.addr)
+        self.assertEqual(proto, 0)
+        self.assertLess(time.monotonic() - t0, 0.5)
+        for s, cut in held:
+            s.sendall(req[cut:])
+            out, _, proto = read_response(s)
+            rep = report(out)
+            self.assertEqual((rep["uri"], rep["body"], proto), ("/parked", "2", 0), cut)
+            s.close()
+
+    def test_tcp_request_whose_peer_shut_down_is_dropped(self):
+        # TCP: a FIN after a complete request (the empty STDIN is there),
+        # while the only thread is busy: nobody runs it, nothing is answered
+        w = self._own(Worker(self.tmp, tcp=True, threads=1))
+        busy = fc.connect(w.addr)
+        fc.request(busy, params={"QUERY_STRING": "sleep=500"})
+        time.sleep(0.1)
+        gone = fc.connect(w.addr)
+        fc.request(gone, params={"QUERY_STRING": "", "REQUEST_URI": "/gone-tcp"})
+        gone.shutdown(socket.SHUT_WR)
+        out, _, proto = read_response(busy)
+        self.assertEqual(proto, 0)
+        self.assertTrue(closed_by_peer(gone, 5))
+        harness.wait_until(lambda: "/gone-tcp dropped" in w.log(), 5, what="the drop logged")
+        out, _, _, proto = fc.do(w.addr, body=b"after")
+        self.assertEqual(report(out)["body"], "5")
+
     def test_usage_errors_exit_64(self):
         for args in ([], ["--module", "x", "--threads", "zero"], ["--bogus"],
                      ["--module", "x", "--scoreboard", "3"], ["--module", "x", "extra"]):
@@ -769,6 +813,48 @@ class RealWorkerBehindNginx(BehindNginx):
         t.join()
         self.assertEqual(res[0].status, 200)
         self.assertEqual(w.wait(10), 0)
+
+    def test_request_whose_client_gave_up_in_the_queue_never_runs(self):
+        # one thread busy with a slow request; a client whose request waits
+        # behind it gives up: nginx closes the upstream connection, and the
+        # worker drops the request without running the app (it logs each run)
+        runlog = os.path.join(self.tmp, "runs")
+        with open(os.path.join(self.tmp, "runlog.py"), "w") as f:
+            f.write("import os, time\n"
+                    "def application(environ, start_response):\n"
+                    "    qs = environ.get('QUERY_STRING', '')\n"
+                    "    with open(os.environ['RUNLOG'], 'a') as f:\n"
+                    "        f.write(qs + '\\n')\n"
+                    "    if 'slow' in qs:\n"
+                    "        time.sleep(1.0)\n"
+                    "    start_response('200 OK', [('Content-Type', 'text/plain')])\n"
+                    "    return [b'ok']\n")
+        w = self._own(Worker(self.tmp, ["--python-path", self.tmp], threads=1, name="runlog",
+                             binary=harness.FCGI_PM_WORKER, module="runlog:application",
+                             env=dict(os.environ, RUNLOG=runlog)))
+        port = self.start_nginx(w.addr)
+        harness.wait_until(lambda: harness.get(port, "/plain/ready").status == 200, 10,
+                           what="worker up")
+        for loc in ("plain", "keep"):
+            res = []
+            t = threading.Thread(target=lambda: res.append(
+                harness.get(port, "/%s/x?slow=%s" % (loc, loc), timeout=10)))
+            t.start()
+            time.sleep(0.3)
+            s = socket.create_connection(("127.0.0.1", port), timeout=5)
+            s.sendall(b"GET /%s/x?gaveup=%s HTTP/1.1\r\nHost: x\r\n\r\n" % (
+                loc.encode(), loc.encode()))
+            time.sleep(0.3)
+            s.close()                       # gives up while the request is queued
+            t.join()
+            self.assertEqual(res[0].status, 200)
+            harness.wait_until(lambda: w.log().count("dropped without running") >= (
+                1 if loc == "plain" else 2), 5, what="the drop of /%s logged" % loc)
+            r = harness.get(port, "/%s/x?after=%s" % (loc, loc), timeout=5)
+            self.assertEqual(r.status, 200)
+        with open(runlog) as f:
+            runs = f.read().splitlines()
+        self.assertEqual(runs, ["", "slow=plain", "after=plain", "slow=keep", "after=keep"])
 
     test_10mb_through_nginx = None
     test_client_abort_mid_response = None
