@@ -789,6 +789,13 @@ fill(struct conn *c, size_t need)
 	return 0;
 }
 
+/* fill(), with the usual case (all here already) decided without a call. */
+static inline int
+need(struct conn *c, size_t n)
+{
+	return c->in_end - c->in_pos >= n ? 0 : fill(c, n);
+}
+
 /* Read and throw away N bytes of the stream. */
 static int
 skip(struct conn *c, size_t n)
@@ -886,7 +893,7 @@ static int
 next_record(struct conn *c, struct fcgi_header *h, bool begun)
 {
 	for (;;) {
-		if (fill(c, FCGI_HEADER_LEN) == -1)
+		if (need(c, FCGI_HEADER_LEN) == -1)
 			return -1;
 		if (fcgi_header_parse(c->in + c->in_pos, h) == -1) {
 			wlog_limited(&rl_proto, WLOG_WARNING,
@@ -899,7 +906,7 @@ next_record(struct conn *c, struct fcgi_header *h, bool begun)
 		 * (< IN_SIZE), so a request can stop between two records and be
 		 * parked with the parser's state and no half-consumed record.
 		 */
-		if (c->in_params && fill(c, FCGI_HEADER_LEN + (size_t)h->content_len +
+		if (c->in_params && need(c, FCGI_HEADER_LEN + (size_t)h->content_len +
 		    h->padding_len) == -1)
 			return -1;
 		if (h->id == 0 && h->type >= FCGI_GET_VALUES) {
@@ -981,7 +988,7 @@ read_records(struct conn *c)
 				    "fcgi: malformed or repeated BEGIN_REQUEST, closing");
 				return -1;
 			}
-			if (fill(c, (size_t)h.content_len + h.padding_len) == -1)
+			if (need(c, (size_t)h.content_len + h.padding_len) == -1)
 				goto fail;
 			b = c->in + c->in_pos;
 			c->in_pos += (size_t)h.content_len + h.padding_len;
@@ -1013,7 +1020,7 @@ read_records(struct conn *c)
 				send_end_request(c, r->id, 0, FCGI_OVERLOADED);
 				return -1;
 			}
-			if (fill(c, (size_t)h.content_len + h.padding_len) == -1)
+			if (need(c, (size_t)h.content_len + h.padding_len) == -1)
 				goto fail;
 			memcpy(c->pbuf + c->plen, c->in + c->in_pos, h.content_len);
 			c->plen += h.content_len;
