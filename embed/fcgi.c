@@ -25,8 +25,13 @@
  *     nothing blocks under it.
  *   - Each request thread owns one struct conn: the connection it serves
  *     and its buffers (input, params, output), allocated once.
- *   - Reads block with SO_RCVTIMEO (read timeout), the params phase also
- *     has an overall deadline; writes block with SO_SNDTIMEO.  Output is
+ *   - BEGIN_REQUEST and PARAMS never keep a thread waiting: records are
+ *     parsed only when whole, and a request whose bytes stop short is
+ *     parked in epoll with them (struct partial, per slot) until more
+ *     come or read_timeout from its first wait passes.  A request whose
+ *     peer already closed is dropped unrun (peer_gone()).
+ *   - Body reads block with SO_RCVTIMEO (read timeout: the app is
+ *     waiting for them); writes block with SO_SNDTIMEO.  Output is
  *     gathered into STDOUT records of up to 64 KiB; the last record,
  *     the end of the stream and END_REQUEST leave in one write.
  *   - A connection that is done is closed at once when its request was
@@ -36,7 +41,8 @@
  *     "lingers" without a thread).  A new connection that has sent
  *     nothing yet, after a short wait, is parked the same way.
  *   - The main thread runs fcgi_sweep() to close parked connections past
- *     their deadline (keep-alive timeout, read timeout, linger).
+ *     their deadline (keep-alive timeout, read timeout, incomplete
+ *     request, linger).
  */
 #include <arpa/inet.h>
 #include <errno.h>
