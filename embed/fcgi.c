@@ -294,6 +294,7 @@ static struct {
 	bool tcp;
 	long read_timeout_ms;
 	long keepalive_ms;
+	_Atomic uint64_t *dropped;	/* the scoreboard's peer_gone, or NULL */
 	struct fcgi_values values;
 	pthread_mutex_t lock;	/* guards slots[], nidle, and the epoll_ctl calls on them */
 	struct slot *slots;
@@ -424,6 +425,7 @@ fcgi_server_init(const struct fcgi_server_conf *conf)
 	int rc;
 
 	srv.listen_fd = conf->listen_fd;
+	srv.dropped = conf->dropped;
 	srv.read_timeout_ms = conf->read_timeout_ms > 0 ? conf->read_timeout_ms : 30000;
 	srv.keepalive_ms = conf->keepalive_timeout_ms > 0 ? conf->keepalive_timeout_ms : 75000;
 	if (getsockname(srv.listen_fd, (struct sockaddr *)&ss, &sl) == 0)
@@ -1202,6 +1204,8 @@ drop(struct conn *c)
 	size_t len = 0;
 
 	atomic_fetch_add(&ndropped, 1);
+	if (srv.dropped != NULL)
+		atomic_fetch_add(srv.dropped, 1);
 	if ((uri = request_param(&c->req, "REQUEST_URI", &len)) == NULL)
 		uri = "";
 	wlog_limited(&rl_gone, WLOG_NOTICE, "fcgi: request %.*s dropped without "

@@ -108,6 +108,7 @@ struct fcgi_server_conf {
 	long read_timeout_ms;		/* a stalled peer is dropped after this */
 	long keepalive_timeout_ms;	/* an idle kept connection is closed after this */
 	const char *allowed_clients;	/* TCP peers allowed, "addr,addr" (FCGI_WEB_SERVER_ADDRS); NULL = any */
+	_Atomic uint64_t *dropped;	/* also counts fcgi_dropped_count() here (scoreboard), or NULL */
 };
 
 /*

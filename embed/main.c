@@ -619,6 +619,8 @@ main(int argc, char **argv)
 	sc.keepalive_timeout_ms = opts.keepalive_timeout_ms;
 	/* listen_allowed_clients, passed the FastCGI way (as libfcgi reads it) */
 	sc.allowed_clients = getenv("FCGI_WEB_SERVER_ADDRS");
+	/* requests dropped because the web server was gone, for the master */
+	sc.dropped = sb != NULL ? &sb->peer_gone : NULL;
 	if (fcgi_server_init(&sc) == -1)
 		exit(errno == EINVAL ? EXIT_CONFIG : EXIT_OSERR);
 	if ((threads = calloc((size_t)opts.threads, sizeof(*threads))) == NULL)

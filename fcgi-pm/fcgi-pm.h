@@ -232,6 +232,7 @@ struct sb_slot_view {
 	uint64_t rss_kb;
 	uint64_t requests;
 	uint64_t queue_timeouts;	/* requests answered 503 by queue_timeout */
+	uint64_t peer_gone;		/* requests dropped unrun: web server gone */
 };
 
 int sb_create(struct scoreboard *sb, const char *pool, uint32_t nslots, uint32_t nthreads);
@@ -291,6 +292,7 @@ struct backoff {
 struct pool_stats {
 	uint64_t accepted;		/* requests served by workers already reaped */
 	uint64_t queue_timeouts;	/* 503s by queue_timeout, reaped workers */
+	uint64_t peer_gone;		/* requests dropped unrun, reaped workers */
 	uint64_t max_active;		/* most workers busy at once */
 	uint64_t max_children_reached;	/* episodes: a connection waited, no worker free */
 	uint64_t slow_requests;		/* passed request_slowlog_timeout */

@@ -497,6 +497,7 @@ worker_reaped(struct pool *p, struct worker *w, int st, uint64_t now)
 	}
 	p->stats.accepted += sv.requests;
 	p->stats.queue_timeouts += sv.queue_timeouts;
+	p->stats.peer_gone += sv.peer_gone;
 	sb_slot_release(&p->sb, (uint32_t)w->slot);
 	w->pid = 0;
 	w->ending = w->killed = w->retiring = false;
@@ -1003,10 +1004,12 @@ pools_close(struct pool *pools, size_t n)
 		if (pools[i].state != POOL_NEW && pools[i].workers != NULL) {
 			pool_counters(&pools[i], &st);
 			log_notice(pools[i].conf->name, 0, "served %llu requests, %llu "
-			    "answered 503 by queue_timeout, %llu slow, %llu terminated; "
+			    "answered 503 by queue_timeout, %llu dropped (web server gone), "
+			    "%llu slow, %llu terminated; "
 			    "max_children reached %llu times; at most %llu workers busy",
 			    (unsigned long long)st.accepted,
 			    (unsigned long long)st.queue_timeouts,
+			    (unsigned long long)st.peer_gone,
 			    (unsigned long long)st.slow_requests,
 			    (unsigned long long)st.terminated_requests,
 			    (unsigned long long)st.max_children_reached,
@@ -1033,6 +1036,7 @@ pool_counters(const struct pool *p, struct pool_stats *out)
 		sb_slot_read(&p->sb, (uint32_t)i, &sv);
 		out->accepted += sv.requests;
 		out->queue_timeouts += sv.queue_timeouts;
+		out->peer_gone += sv.peer_gone;
 	}
 }
 

@@ -431,6 +431,7 @@ reload_sweep(struct pool *pools, size_t npools)
 				continue;
 			s->stats.accepted += p->stats.accepted;
 			s->stats.queue_timeouts += p->stats.queue_timeouts;
+			s->stats.peer_gone += p->stats.peer_gone;
 			s->stats.max_children_reached += p->stats.max_children_reached;
 			s->stats.slow_requests += p->stats.slow_requests;
 			s->stats.terminated_requests += p->stats.terminated_requests;

@@ -131,6 +131,7 @@ sb_slot_read(const struct scoreboard *sb, uint32_t slot, struct sb_slot_view *ou
 		out->requests = atomic_load_explicit(&s->requests, memory_order_relaxed);
 		out->queue_timeouts = atomic_load_explicit(&s->queue_timeouts,
 		    memory_order_relaxed);
+		out->peer_gone = atomic_load_explicit(&s->peer_gone, memory_order_relaxed);
 		atomic_thread_fence(memory_order_acquire);
 		if ((a & 1) == 0 && a == atomic_load_explicit(&s->seq, memory_order_relaxed))
 			return;

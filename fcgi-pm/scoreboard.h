@@ -28,7 +28,7 @@
 #include <sys/types.h>
 
 #define SB_MAGIC	0x46435042u	/* "FCPB" */
-#define SB_VERSION	2u
+#define SB_VERSION	3u
 #define SB_METHOD_MAX	16
 #define SB_URI_MAX	256
 
@@ -82,6 +82,8 @@ struct sb_slot {
 	uint64_t rss_kb;		/* current RSS, updated after each request */
 	_Atomic uint64_t requests;	/* requests this process finished, all threads */
 	_Atomic uint64_t queue_timeouts; /* of them, answered 503 by queue_timeout */
+	_Atomic uint64_t peer_gone;	/* not among them: dropped unrun, the web
+					 * server had closed the connection (v3) */
 	struct sb_thread threads[];	/* header->nthreads of them */
 };
 

@@ -556,7 +556,9 @@ class Lifecycle(harness.TestCase):
     def test_tcp_request_whose_peer_shut_down_is_dropped(self):
         # TCP: a FIN after a complete request (the empty STDIN is there),
         # while the only thread is busy: nobody runs it, nothing is answered
-        w = self._own(Worker(self.tmp, tcp=True, threads=1))
+        fd, m, ss = self.scoreboard(nthreads=1)
+        w = self._own(Worker(self.tmp, ["--scoreboard", "%d:0" % fd], tcp=True, threads=1,
+                             pass_fds=(fd,)))
         busy = fc.connect(w.addr)
         fc.request(busy, params={"QUERY_STRING": "sleep=500"})
         time.sleep(0.1)
@@ -569,6 +571,9 @@ class Lifecycle(harness.TestCase):
         harness.wait_until(lambda: "/gone-tcp dropped" in w.log(), 5, what="the drop logged")
         out, _, _, proto = fc.do(w.addr, body=b"after")
         self.assertEqual(report(out)["body"], "5")
+        # counted for the master: requests 2 (busy, after), peer_gone 1
+        reqs, qt, gone = struct.unpack_from("=QQQ", m, 64 + 32)
+        self.assertEqual((reqs, qt, gone), (2, 0, 1))
 
     def test_usage_errors_exit_64(self):
         for args in ([], ["--module", "x", "--threads", "zero"], ["--bogus"],
@@ -599,10 +604,10 @@ class Lifecycle(harness.TestCase):
         self.assertIn(b"ERROR: stub: cannot import", p.stdout)
         self.assertIn(b"ERROR: Traceback", p.stdout)    # multi-line -> one prefix per line
 
-    # fcgi-pm/scoreboard.h v2: a slot header of 48 bytes (queue_timeouts),
-    # threads of 344 (thread_id after state)
-    def scoreboard(self, nslots=2, nthreads=2, magic=0x46435042, version=2):
-        slot_size = (48 + nthreads * 344 + 63) & ~63
+    # fcgi-pm/scoreboard.h v3: a slot header of 56 bytes (queue_timeouts,
+    # peer_gone), threads of 344 (thread_id after state)
+    def scoreboard(self, nslots=2, nthreads=2, magic=0x46435042, version=3):
+        slot_size = (56 + nthreads * 344 + 63) & ~63
         size = 64 + nslots * slot_size
         fd = os.memfd_create("sb", 0)
         os.ftruncate(fd, size)
@@ -626,7 +631,7 @@ class Lifecycle(harness.TestCase):
         total = 0
         uris = []
         for t in range(2):
-            tb = base + 48 + t * 344
+            tb = base + 56 + t * 344
             tseq, tstate, tid, treqs, rstart, clen = struct.unpack_from("=IIQQQQ", m, tb)
             method = m[tb + 40:tb + 56].split(b"\0")[0]
             uri = m[tb + 56:tb + 312].split(b"\0")[0]
