@@ -1153,7 +1153,9 @@ conn_park_partial(struct conn *c)
 		memcpy(p->data, c->pbuf, plen);
 		memcpy(p->data + plen, c->in + c->in_pos, ilen);
 	}
-	conn_park(c, c->deadline_ms, false, p);
+	/* fill() armed the deadline before the read that would block */
+	conn_park(c, c->deadline_ms != 0 ? c->deadline_ms :
+	    now_ms() + (uint64_t)srv.read_timeout_ms, false, p);
 }
 
 /* Is the peer of C's complete request gone?  See fcgi_next(). */

@@ -1004,16 +1004,16 @@ pools_close(struct pool *pools, size_t n)
 		if (pools[i].state != POOL_NEW && pools[i].workers != NULL) {
 			pool_counters(&pools[i], &st);
 			log_notice(pools[i].conf->name, 0, "served %llu requests, %llu "
-			    "answered 503 by queue_timeout, %llu dropped (web server gone), "
-			    "%llu slow, %llu terminated; "
-			    "max_children reached %llu times; at most %llu workers busy",
+			    "answered 503 by queue_timeout, %llu slow, %llu terminated; "
+			    "max_children reached %llu times; at most %llu workers busy; "
+			    "%llu dropped unrun (web server gone)",
 			    (unsigned long long)st.accepted,
 			    (unsigned long long)st.queue_timeouts,
-			    (unsigned long long)st.peer_gone,
 			    (unsigned long long)st.slow_requests,
 			    (unsigned long long)st.terminated_requests,
 			    (unsigned long long)st.max_children_reached,
-			    (unsigned long long)st.max_active);
+			    (unsigned long long)st.max_active,
+			    (unsigned long long)st.peer_gone);
 		}
 		pool_close(&pools[i]);
 	}
