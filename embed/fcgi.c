@@ -1101,9 +1101,11 @@ read_request(struct conn *c)
 		c->begun = false;
 		c->deadline_ms = 0;
 	}
+	/* A parked request's peer is slow: no short wait, straight to epoll
+	 * (a peer dribbling bytes costs a take per piece, never a sleep). */
+	c->waited = c->resumed;
 	c->resumed = false;
 	c->in_params = true;
-	c->waited = false;
 	rc = read_records(c);
 	c->in_params = false;
 	return rc;
