@@ -258,6 +258,7 @@ struct slot {
 	uint8_t state;		/* enum slot_state */
 	bool registered;	/* the fd is in the epoll set (maybe disarmed) */
 	bool linger;		/* parked only to read away the rest, then close */
+	bool pending;		/* new or part of a request: served even when stopping */
 	uint32_t gen;		/* bumped on every park and close */
 	uint64_t deadline_ms;	/* closed by the sweeper then (CLOCK_MONOTONIC) */
 	struct partial *partial;	/* an incomplete request waits, or NULL */
@@ -300,6 +301,7 @@ static struct {
 	struct slot *slots;
 	unsigned nslots;
 	unsigned nidle;
+	unsigned npending;	/* parked slots with pending set (under lock) */
 	_Atomic bool stopping;
 } srv = { .ep = -1, .listen_fd = -1, .stop_fd = -1,
 	  .lock = PTHREAD_MUTEX_INITIALIZER };
@@ -506,6 +508,37 @@ fcgi_conn_free(struct conn *c)
 	free(c);
 }
 
+/*
+ * A pending slot stops being parked (taken or swept); lock held.  The
+ * last one during a graceful stop wakes the threads to exit: they wait
+ * on for pending connections, which a stop must not drop (see fcgi_stop).
+ */
+static void
+pending_done_locked(struct slot *s)
+{
+	uint64_t one = 1;
+
+	if (!s->pending)
+		return;
+	s->pending = false;
+	if (--srv.npending == 0 && atomic_load(&srv.stopping) &&
+	    write(srv.stop_fd, &one, sizeof(one)) == -1)
+		wlog(WLOG_ERROR, "fcgi: stop eventfd: %s", strerror(errno));
+}
+
+static unsigned
+pending_count(void)
+{
+	unsigned n;
+
+	pthread_mutex_lock(&srv.lock);
+	n = srv.npending;
+	pthread_mutex_unlock(&srv.lock);
+	return n;
+}
+
+static void sweep(bool all, bool idle);
+
 /* Close the connection C holds, and forget it in the table. */
 static void
 conn_close(struct conn *c)
@@ -534,7 +567,8 @@ conn_close(struct conn *c)
  * thread or the sweeper may own (and close) the fd.
  */
 static void
-conn_park(struct conn *c, uint64_t deadline_ms, bool linger, struct partial *p)
+conn_park(struct conn *c, uint64_t deadline_ms, bool linger, bool pending,
+    struct partial *p)
 {
 	struct epoll_event ev;
 	struct slot *s;
@@ -559,6 +593,9 @@ conn_park(struct conn *c, uint64_t deadline_ms, bool linger, struct partial *p)
 	}
 	s->partial = p;
 	s->registered = true;
+	s->pending = pending;
+	if (pending)
+		srv.npending++;
 	srv.nidle++;
 	pthread_mutex_unlock(&srv.lock);
 	c->fd = -1;
@@ -584,6 +621,7 @@ conn_take(uint64_t key, bool *linger, uint64_t *deadline, struct partial **parti
 		*deadline = srv.slots[fd].deadline_ms;
 		*partial = srv.slots[fd].partial;
 		srv.slots[fd].partial = NULL;
+		pending_done_locked(&srv.slots[fd]);
 		srv.nidle--;
 		ret = (int)fd;
 	}
@@ -603,7 +641,7 @@ conn_linger_read(struct conn *c, uint64_t deadline)
 	while ((n = recv(c->fd, c->in, IN_SIZE, MSG_DONTWAIT)) > 0)
 		;
 	if (n == -1 && errno == EAGAIN && !atomic_load(&srv.stopping))
-		conn_park(c, deadline, true, NULL);
+		conn_park(c, deadline, true, false, NULL);
 	else
 		conn_close(c);
 }
@@ -685,13 +723,25 @@ conn_wait(struct conn *c)
 	int fd;
 
 	for (;;) {
-		if (atomic_load(&srv.stopping))
+		if (atomic_load(&srv.stopping) && pending_count() == 0)
 			return -1;
 		p = NULL;
 		if (epoll_wait(srv.ep, &ev, 1, -1) != 1)
 			continue;
-		if (ev.data.u64 == KEY_STOP)
-			return -1;
+		if (ev.data.u64 == KEY_STOP) {
+			uint64_t v;
+
+			if (pending_count() == 0)
+				return -1;
+			/*
+			 * Stopping, but connections wait for their request: serve
+			 * them.  Consume the wakeup (level-triggered: it would spin);
+			 * the last pending one to go writes it again.
+			 */
+			if (read(srv.stop_fd, &v, sizeof(v)) == -1 && errno != EAGAIN)
+				wlog(WLOG_ERROR, "fcgi: stop eventfd: %s", strerror(errno));
+			continue;
+		}
 		if (ev.data.u64 == KEY_LISTEN)
 			fd = conn_accept();
 		else
@@ -728,10 +778,18 @@ conn_wait(struct conn *c)
 			c->in_end = (size_t)n;
 			return 0;
 		}
-		if (n == -1 && (errno == EAGAIN || errno == EINTR) &&
+		/*
+		 * A new connection stays parked even when stopping: the peer
+		 * sends its request on it (nginx: EPIPE and a 502 if we close).
+		 * A kept one with nothing of a next request may close then.
+		 */
+		if (n == -1 && (errno == EAGAIN || errno == EINTR) && c->fresh)
+			conn_park(c, now_ms() + (uint64_t)srv.read_timeout_ms, false,
+			    true, NULL);
+		else if (n == -1 && (errno == EAGAIN || errno == EINTR) &&
 		    !atomic_load(&srv.stopping))
-			conn_park(c, now_ms() + (uint64_t)(ev.data.u64 == KEY_LISTEN ?
-			    srv.read_timeout_ms : srv.keepalive_ms), false, NULL);
+			conn_park(c, now_ms() + (uint64_t)srv.keepalive_ms, false,
+			    false, NULL);
 		else
 			conn_close(c);	/* the peer closed an idle connection: normal */
 	}
@@ -1157,7 +1215,7 @@ conn_park_partial(struct conn *c)
 	}
 	/* fill() armed the deadline before the read that would block */
 	conn_park(c, c->deadline_ms != 0 ? c->deadline_ms :
-	    now_ms() + (uint64_t)srv.read_timeout_ms, false, p);
+	    now_ms() + (uint64_t)srv.read_timeout_ms, false, true, p);
 }
 
 /* Is the peer of C's complete request gone?  See fcgi_next(). */
@@ -1235,10 +1293,7 @@ struct request *
 fcgi_next(struct conn *c)
 {
 	for (;;) {
-		if (atomic_load(&srv.stopping)) {
-			conn_close(c);
-			return NULL;
-		}
+		/* Stopping: bytes of a next request already here are served too. */
 		if (c->fd == -1 && conn_wait(c) == -1)
 			return NULL;
 		switch (read_request(c)) {
@@ -1248,11 +1303,9 @@ fcgi_next(struct conn *c)
 			drop(c);
 			break;
 		case 1:
-			if (!atomic_load(&srv.stopping)) {
-				conn_park_partial(c);
-				break;
-			}
-			__attribute__((fallthrough));
+			/* Even when stopping: the peer is sending the rest. */
+			conn_park_partial(c);
+			break;
 		default:
 			conn_close(c);
 		}
@@ -1551,7 +1604,7 @@ fcgi_end(struct request *r, int rc)
 			c->nowait = false;
 			shutdown(c->fd, SHUT_WR);
 			conn_park(c, now_ms() + (uint64_t)(srv.read_timeout_ms < LINGER_MS ?
-			    srv.read_timeout_ms : LINGER_MS), true, NULL);
+			    srv.read_timeout_ms : LINGER_MS), true, false, NULL);
 			return;
 		}
 		c->nowait = false;
@@ -1563,7 +1616,7 @@ fcgi_end(struct request *r, int rc)
 	/* Bytes of the next request already here: serve them without epoll. */
 	if (c->in_pos < c->in_end)
 		return;
-	conn_park(c, now_ms() + (uint64_t)srv.keepalive_ms, false, NULL);
+	conn_park(c, now_ms() + (uint64_t)srv.keepalive_ms, false, false, NULL);
 }
 
 /* Graceful stop; see fcgi.h. */
@@ -1576,13 +1629,17 @@ fcgi_stop(void)
 		return;
 	if (srv.ep != -1)
 		epoll_ctl(srv.ep, EPOLL_CTL_DEL, srv.listen_fd, NULL);
+	sweep(false, true);
 	if (srv.stop_fd != -1 && write(srv.stop_fd, &one, sizeof(one)) == -1)
 		wlog(WLOG_ERROR, "fcgi: stop eventfd: %s", strerror(errno));
 }
 
-/* Close idle connections past their timeout (or all); see fcgi.h. */
-void
-fcgi_sweep(bool all)
+/*
+ * Close parked connections: those past their deadline, or ALL, or (IDLE)
+ * every one not pending, i.e. kept between requests or lingering.
+ */
+static void
+sweep(bool all, bool idle)
 {
 	uint64_t now = now_ms();
 	unsigned i, partials = 0;
@@ -1591,7 +1648,8 @@ fcgi_sweep(bool all)
 	for (i = 0; i < srv.nslots && srv.nidle > 0; i++) {
 		struct slot *s = &srv.slots[i];
 
-		if (s->state != SLOT_IDLE || (!all && now < s->deadline_ms))
+		if (s->state != SLOT_IDLE ||
+		    (!all && now < s->deadline_ms && !(idle && !s->pending)))
 			continue;
 		epoll_ctl(srv.ep, EPOLL_CTL_DEL, (int)i, NULL);
 		close((int)i);
@@ -1600,6 +1658,7 @@ fcgi_sweep(bool all)
 			s->partial = NULL;
 			partials++;
 		}
+		pending_done_locked(s);
 		s->state = SLOT_FREE;
 		s->registered = false;
 		s->gen++;
@@ -1610,6 +1669,20 @@ fcgi_sweep(bool all)
 		wlog_limited(&rl_timeout, WLOG_WARNING, "fcgi: %u peer(s) sent an incomplete "
 		    "request within read_timeout (%ld ms), closing", partials,
 		    srv.read_timeout_ms);
+}
+
+/* Close idle connections past their timeout (or all); see fcgi.h. */
+void
+fcgi_sweep(bool all)
+{
+	sweep(all, false);
+}
+
+/* Parked connections a graceful stop waits for; see fcgi.h. */
+unsigned
+fcgi_pending_count(void)
+{
+	return pending_count();
 }
 
 /* Connections currently parked idle in epoll. */

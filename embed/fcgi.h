@@ -130,7 +130,9 @@ void fcgi_conn_free(struct conn *c);
  * request_read().  A request whose params do not come whole is parked
  * in epoll with its bytes (no thread waits for a slow peer), and one
  * whose peer is already gone is dropped (fcgi_dropped_count()).  Returns
- * NULL once fcgi_stop() was called.  Never holds a lock while blocked.
+ * NULL once fcgi_stop() was called and no connection new or holding part
+ * of a request is left parked (see fcgi_stop()).  Never holds a lock
+ * while blocked.
  */
 struct request *fcgi_next(struct conn *c);
 
@@ -146,9 +148,13 @@ void fcgi_end(struct request *r, int rc);
 int fcgi_respond(struct request *r, const char *status, const char *body);
 
 /*
- * Graceful stop: no more accepting, wake every thread waiting in
- * fcgi_next(); requests in flight finish and their connections close.
- * Async-signal-safe enough to call from the main thread at any time.
+ * Graceful stop: no more accepting, close the connections kept idle
+ * between requests, wake every thread waiting in fcgi_next(); requests
+ * in flight finish and their connections close.  Connections accepted
+ * but silent yet, or holding part of a request, are still served: the
+ * threads return NULL from fcgi_next() once none is left (the sweeper
+ * closes them at their read_timeout deadline).  Call from any thread
+ * holding no connection lock (a request thread at max_requests does).
  */
 void fcgi_stop(void);
 
@@ -159,6 +165,9 @@ void fcgi_stop(void);
  * ones.  The main thread calls it periodically.
  */
 void fcgi_sweep(bool all);
+
+/* Parked connections new or holding part of a request (a stop waits). */
+unsigned fcgi_pending_count(void);
 
 /* Connections currently parked in epoll (for tests and status). */
 unsigned fcgi_idle_count(void);

@@ -506,12 +506,17 @@ shutdown_gracefully(struct thread *threads, int n)
 
 	sb_set_state(SB_WORKER_ENDING);
 	fcgi_stop();
-	fcgi_sweep(true);
-	/* Requests in flight finish; SIGTERM or SIGINT meanwhile still stop us now. */
+	/*
+	 * Requests in flight finish, and connections accepted whose request
+	 * has not all come are served (or closed at their read_timeout by the
+	 * sweep); SIGTERM or SIGINT meanwhile still stop us now, and so does
+	 * the master's SIGKILL after process_control_timeout.
+	 */
 	while (atomic_load(&nrunning) > 0) {
 		struct pollfd pfd = { .fd = sig_fd, .events = POLLIN };
 		struct signalfd_siginfo si;
 
+		fcgi_sweep(false);
 		if (poll(&pfd, 1, 50) == 1 && read(sig_fd, &si, sizeof(si)) == sizeof(si) &&
 		    (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT))
 			_exit(0);
