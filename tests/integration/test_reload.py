@@ -163,7 +163,7 @@ class UnderLoad(ReloadCase):
         low = []
         try:
             load.wait_more(30)
-            for how in ("cli", "usr2"):
+            for n, how in enumerate(("cli", "usr2")):
                 before = set(pm.worker_pids("hello"))
                 if how == "cli":
                     rc, out, err = cli(pm, "restart")
@@ -184,6 +184,13 @@ class UnderLoad(ReloadCase):
                     time.sleep(0.02)
                 else:
                     self.fail("%s: the workers were not replaced within 30s" % how)
+                # The old workers can be gone a tick before the master logs
+                # the roll done; a second restart started in between would
+                # be merged into it ("4 workers replaced").  Each roll must
+                # log its own line.
+                wait_until(lambda: pm.log().count(
+                    "rolling restart done: 2 workers replaced") == n + 1, 30,
+                    what="%s: the restart's \"rolling restart done\" line" % how)
                 load.wait_more(20)
         finally:
             ok, failures = load.finish()
@@ -192,7 +199,7 @@ class UnderLoad(ReloadCase):
         self.assertEqual(low, [], "fewer than 2 ready workers during a roll")
         log = pm.log()
         self.assertIn("its replacement is ready; telling it to finish", log)
-        self.assertIn("rolling restart done: 2 workers replaced", log)
+        self.assertEqual(log.count("rolling restart done: 2 workers replaced"), 2, log)
 
     def test_sighup_reload_adds_and_removes_pools_under_load(self):
         pm = self.start([hello_pool(max_children=2)])
