@@ -478,6 +478,8 @@ struct status_pool {
 	unsigned listen_queue, max_listen_queue, listen_queue_len;
 	int idle, active, total, max_active, max_children;
 	uint64_t max_children_reached, slow_requests;
+	uint64_t queue_timeouts;	/* 503s: waited past queue_timeout */
+	uint64_t dropped;		/* dropped unrun: the web server had closed */
 	struct status_worker *workers;	/* full only */
 	size_t nworkers;
 };

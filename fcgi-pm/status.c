@@ -197,6 +197,8 @@ collect_pool(struct pool *p, bool full, uint64_t now_us, struct status_pool *ps)
 	ps->accepted = p->stats.accepted;	/* reaped workers'; live ones' added below */
 	ps->max_children_reached = st.max_children_reached;
 	ps->slow_requests = st.slow_requests;
+	ps->queue_timeouts = st.queue_timeouts;
+	ps->dropped = st.peer_gone;
 	ps->max_children = p->conf->max_children;
 	if (p->sock.fd != -1 && sock_queue(&p->sock, &len, &max) == 0) {
 		ps->listen_queue = len;
@@ -268,6 +270,8 @@ merge_pool(struct status_pool *into, struct status_pool *from)
 	into->total += from->total;
 	into->max_children_reached += from->max_children_reached;
 	into->slow_requests += from->slow_requests;
+	into->queue_timeouts += from->queue_timeouts;
+	into->dropped += from->dropped;
 	if (from->max_active > into->max_active)
 		into->max_active = from->max_active;
 	if (from->max_listen_queue > into->max_listen_queue)
@@ -451,12 +455,16 @@ render_text(const struct status_snapshot *s, bool full, struct buf *b)
 		    "total processes:      %d\n"
 		    "max active processes: %d\n"
 		    "max children reached: %llu\n"
-		    "slow requests:        %llu\n",
+		    "slow requests:        %llu\n"
+		    /* ours, not php-fpm's: after its fields, so parsers keep working */
+		    "queue timeouts:       %llu\n"
+		    "dropped requests (client gone): %llu\n",
 		    p->name, p->pm, tb, (unsigned long long)since_s(s, p->start_us),
 		    (unsigned long long)p->accepted, p->listen_queue, p->max_listen_queue,
 		    p->listen_queue_len, p->idle, p->active, p->total, p->max_active,
 		    (unsigned long long)p->max_children_reached,
-		    (unsigned long long)p->slow_requests);
+		    (unsigned long long)p->slow_requests,
+		    (unsigned long long)p->queue_timeouts, (unsigned long long)p->dropped);
 		if (p->state == POOL_STOPPING)
 			buf_printf(b, "pool state:           draining\n");
 		if (!full)
@@ -519,13 +527,14 @@ render_json_pool(const struct status_snapshot *s, const struct status_pool *p, b
 	    "\"listen queue\":%u,\"max listen queue\":%u,\"listen queue len\":%u,"
 	    "\"idle processes\":%d,\"active processes\":%d,\"total processes\":%d,"
 	    "\"max active processes\":%d,\"max children reached\":%llu,"
-	    "\"slow requests\":%llu,\"draining\":%s",
+	    "\"slow requests\":%llu,\"queue timeouts\":%llu,"
+	    "\"dropped requests (client gone)\":%llu,\"draining\":%s",
 	    (unsigned long long)(p->start_us / 1000000),
 	    (unsigned long long)since_s(s, p->start_us), (unsigned long long)p->accepted,
 	    p->listen_queue, p->max_listen_queue, p->listen_queue_len, p->idle, p->active,
 	    p->total, p->max_active, (unsigned long long)p->max_children_reached,
-	    (unsigned long long)p->slow_requests,
-	    p->state == POOL_STOPPING ? "true" : "false");
+	    (unsigned long long)p->slow_requests, (unsigned long long)p->queue_timeouts,
+	    (unsigned long long)p->dropped, p->state == POOL_STOPPING ? "true" : "false");
 	if (full) {
 		buf_add(b, ",\"processes\":[", 14);
 		for (size_t j = 0; j < p->nworkers; j++) {
@@ -604,7 +613,7 @@ prom_family(struct buf *b, bool om, const char *name, const char *type, const ch
 
 enum prom_field {
 	PF_START, PF_ACCEPTED, PF_LQ, PF_MAXLQ, PF_LQLEN, PF_IDLE, PF_ACTIVE, PF_TOTAL,
-	PF_MAXACTIVE, PF_MAXCHILDREN, PF_MAXREACHED, PF_SLOW,
+	PF_MAXACTIVE, PF_MAXCHILDREN, PF_MAXREACHED, PF_SLOW, PF_QTIMEOUT, PF_DROPPED,
 };
 
 static const struct {
@@ -631,6 +640,11 @@ static const struct {
 	    "Times the pool wanted more workers than max_children." },
 	{ PF_SLOW, "fcgipm_slow_requests", "counter",
 	    "Requests that ran longer than request_slowlog_timeout." },
+	{ PF_QTIMEOUT, "fcgipm_queue_timeouts", "counter",
+	    "Requests answered 503 without running: they waited longer than queue_timeout." },
+	{ PF_DROPPED, "fcgipm_dropped_requests", "counter",
+	    "Requests dropped without running: the web server had closed the connection "
+	    "(its client gave up)." },
 };
 
 static void
@@ -673,6 +687,12 @@ prom_pool_value(struct buf *b, const struct status_pool *p, enum prom_field f)
 		break;
 	case PF_SLOW:
 		buf_printf(b, "%llu", (unsigned long long)p->slow_requests);
+		break;
+	case PF_QTIMEOUT:
+		buf_printf(b, "%llu", (unsigned long long)p->queue_timeouts);
+		break;
+	case PF_DROPPED:
+		buf_printf(b, "%llu", (unsigned long long)p->dropped);
 		break;
 	}
 }

@@ -286,6 +286,31 @@ class Numbers(StatusCase):
         self.assertEqual(sum(p["requests"] for p in full["processes"]), 7, full)
         self.assertEqual(full["accepted conn"], 7, full)
 
+    def test_a_request_dropped_for_a_gone_client_is_counted(self):
+        pm = self.start([hello_pool(max_children=1, threads=1)])
+        self.wait_idle("hello", 1)
+        s = status_json(pm, "hello")
+        self.assertEqual((s["dropped requests (client gone)"], s["queue timeouts"]), (0, 0))
+        # the only thread is busy: a whole request waits in the listen
+        # queue while its web server hangs up; the worker drops it unrun
+        t, box = in_background(fcgi_get, pm.socket("hello"), "/slow?s=1")
+        wait_until(lambda: status_json(pm, "hello")["active processes"] == 1, 10,
+                   what="the worker busy")
+        c = fc.connect(pm.socket("hello"))
+        fc.request(c, params={"SCRIPT_NAME": "", "PATH_INFO": "/gone", "QUERY_STRING": ""})
+        c.close()
+        t.join(30)
+        self.assertIn(b"200", box.get("result", b"")[:20], box)
+        s = wait_until(lambda: (lambda s: s if s["dropped requests (client gone)"] == 1
+                                else None)(status_json(pm, "hello")), 10,
+                       what="the drop counted")
+        self.assertEqual(s["queue timeouts"], 0)
+        self.assertEqual(s["accepted conn"], 1, s)
+        rc, out, err = cli(pm, "status", "--prometheus")
+        self.assertEqual(rc, 0, err)
+        self.assertIn('fcgipm_dropped_requests_total{pool="hello"} 1\n', out)
+        self.assertIn('fcgipm_queue_timeouts_total{pool="hello"} 0\n', out)
+
     def test_active_and_idle_match_what_the_test_holds(self):
         pm = self.start([hello_pool(max_children=3)])
         self.wait_idle("hello", 3)
@@ -409,7 +434,8 @@ class Formats(StatusCase):
         for field in ("pool", "process manager", "start time", "start since", "accepted conn",
                       "listen queue", "max listen queue", "listen queue len", "idle processes",
                       "active processes", "total processes", "max active processes",
-                      "max children reached", "slow requests", "pid", "state", "requests",
+                      "max children reached", "slow requests", "queue timeouts",
+                      "dropped requests (client gone)", "pid", "state", "requests",
                       "request duration", "request method", "request URI", "content length",
                       "last request cpu", "last request memory"):
             self.assertRegex(out, r"(?m)^%s: +\S" % re.escape(field))

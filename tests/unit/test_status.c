@@ -40,6 +40,8 @@ setup(void)
 	pool.max_children = 4;
 	pool.max_children_reached = 5;
 	pool.slow_requests = 6;
+	pool.queue_timeouts = 8;
+	pool.dropped = 9;
 	workers[0].pid = 4242;
 	workers[0].state = WORKER_ST_RUNNING;
 	workers[0].start_us = T0_US + 10000000;
@@ -91,7 +93,9 @@ START_TEST(text_has_php_fpm_fields)
 	    "total processes:      2\n"
 	    "max active processes: 2\n"
 	    "max children reached: 5\n"
-	    "slow requests:        6\n");
+	    "slow requests:        6\n"
+	    "queue timeouts:       8\n"
+	    "dropped requests (client gone): 9\n");
 }
 END_TEST
 
@@ -126,6 +130,7 @@ START_TEST(json_one_pool_is_php_fpm_object)
 	    "\"listen queue\":3,\"max listen queue\":7,\"listen queue len\":511,"
 	    "\"idle processes\":1,\"active processes\":1,\"total processes\":2,"
 	    "\"max active processes\":2,\"max children reached\":5,\"slow requests\":6,"
+	    "\"queue timeouts\":8,\"dropped requests (client gone)\":9,"
 	    "\"draining\":false}\n");
 }
 END_TEST
@@ -165,6 +170,12 @@ START_TEST(prometheus_pool_series)
 	    "fcgipm_start_time_seconds{pool=\"catalog\"} 1700000000.000000\n"));
 	ck_assert_ptr_nonnull(strstr(out.data,
 	    "fcgipm_max_children_reached_total{pool=\"catalog\"} 5\n"));
+	ck_assert_ptr_nonnull(strstr(out.data,
+	    "# TYPE fcgipm_queue_timeouts_total counter\n"
+	    "fcgipm_queue_timeouts_total{pool=\"catalog\"} 8\n"));
+	ck_assert_ptr_nonnull(strstr(out.data,
+	    "# TYPE fcgipm_dropped_requests_total counter\n"
+	    "fcgipm_dropped_requests_total{pool=\"catalog\"} 9\n"));
 	ck_assert_ptr_null(strstr(out.data, "fcgipm_worker"));
 	ck_assert_ptr_null(strstr(out.data, "# EOF"));
 }
@@ -198,6 +209,9 @@ START_TEST(openmetrics_names_counter_families_without_total)
 	    "# TYPE fcgipm_accepted_connections counter\n"
 	    "fcgipm_accepted_connections_total{pool=\"catalog\"} 1234\n"));
 	ck_assert_ptr_null(strstr(out.data, "# TYPE fcgipm_accepted_connections_total"));
+	ck_assert_ptr_nonnull(strstr(out.data,
+	    "# TYPE fcgipm_dropped_requests counter\n"
+	    "fcgipm_dropped_requests_total{pool=\"catalog\"} 9\n"));
 	ck_assert_str_eq(out.data + out.len - 6, "# EOF\n");
 	ck_assert_str_eq(status_content_type(STATUS_OPENMETRICS),
 	    "application/openmetrics-text; version=1.0.0; charset=utf-8");
@@ -224,7 +238,7 @@ START_TEST(text_separates_pools_and_marks_draining)
 	snap.pools = two;
 	snap.npools = 2;
 	ck_assert_int_eq(status_render(&snap, STATUS_TEXT, false, false, &out), 0);
-	ck_assert_ptr_nonnull(strstr(out.data, "slow requests:        6\n\npool:"
+	ck_assert_ptr_nonnull(strstr(out.data, "dropped requests (client gone): 9\n\npool:"
 	    "                 blog\n"));
 	ck_assert_ptr_nonnull(strstr(out.data, "pool state:           draining\n"));
 }
