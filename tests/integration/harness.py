@@ -39,6 +39,7 @@ import re
 import shutil
 import signal
 from signal import SIGTERM
+import random
 import socket
 import subprocess
 import sys
@@ -90,8 +91,29 @@ def wait_until(pred, timeout, interval=0.05, what="condition"):
         time.sleep(interval)
 
 
+def _ephemeral_low():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port():
-    """A loopback TCP port nobody listens on right now."""
+    """A loopback TCP port nobody listens on right now.
+
+    Chosen at random below the kernel's ephemeral range: a port the kernel
+    hands out for bind(0) is also what other tests' outgoing connections
+    use, so a server started on it a moment later can find it taken."""
+    low = _ephemeral_low()
+    for _ in range(200):
+        port = random.randrange(10000, max(low, 10001))
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
