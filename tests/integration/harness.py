@@ -37,9 +37,9 @@ import json
 import os
 import re
 import shutil
+import random
 import signal
 from signal import SIGTERM
-import random
 import socket
 import subprocess
 import sys
