@@ -159,6 +159,11 @@ class UnderLoad(ReloadCase):
 
     def test_rolling_restart_under_load_keeps_capacity(self):
         pm = self.start([hello_pool(max_children=2)])
+        # both workers ready first (wait_workers counts processes): on a
+        # loaded machine one may still load the app when the roll starts,
+        # and the capacity check below would blame the roll for it
+        wait_until(lambda: status(pm, "hello")["total processes"] == 2, 30,
+                   what="two ready workers")
         load = Load(self.site.port)
         low = []
         try:
