@@ -710,10 +710,12 @@ static void conn_restore(struct conn *c, const struct partial *p, uint64_t deadl
  * nothing to read yet (accepted before the peer wrote) gets FRESH_WAIT_MS,
  * then is parked rather than waited on, so a peer that connects and sends
  * nothing costs no thread.  Lingering connections met on the way are
- * read and closed here.  Returns 0, or -1 when stopping.
+ * read and closed here.  TIMEOUT_MS bounds each epoll wait (-1: none;
+ * the fuzz target polls with 0).  Returns 0, or -1 when stopping or when
+ * TIMEOUT_MS passed with nothing ready.
  */
 static int
-conn_wait(struct conn *c)
+conn_wait_ms(struct conn *c, int timeout_ms)
 {
 	struct epoll_event ev;
 	struct partial *p = NULL;
@@ -726,8 +728,11 @@ conn_wait(struct conn *c)
 		if (atomic_load(&srv.stopping) && pending_count() == 0)
 			return -1;
 		p = NULL;
-		if (epoll_wait(srv.ep, &ev, 1, -1) != 1)
+		if ((n = epoll_wait(srv.ep, &ev, 1, timeout_ms)) != 1) {
+			if (n == 0)
+				return -1;
 			continue;
+		}
 		if (ev.data.u64 == KEY_STOP) {
 			uint64_t v;
 
@@ -1294,7 +1299,7 @@ fcgi_next(struct conn *c)
 {
 	for (;;) {
 		/* Stopping: bytes of a next request already here are served too. */
-		if (c->fd == -1 && conn_wait(c) == -1)
+		if (c->fd == -1 && conn_wait_ms(c, -1) == -1)
 			return NULL;
 		switch (read_request(c)) {
 		case 0:

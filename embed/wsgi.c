@@ -1106,7 +1106,7 @@ int
 wsgi_handle(struct request *r)
 {
 	struct wsgi_req *req = NULL;
-	PyObject *input = NULL, *errors = NULL, *environ = NULL;
+	PyObject *input = NULL, *errors = NULL, *env = NULL;
 	PyObject *start = NULL, *result = NULL;
 	enum send_state st = SEND_ERROR;
 	char label[512];
@@ -1117,7 +1117,7 @@ wsgi_handle(struct request *r)
 	if ((req = req_new(r)) == NULL ||
 	    (input = stream_input_new(r)) == NULL ||
 	    (errors = stream_errors_new()) == NULL ||
-	    (environ = environ_build(r, input, errors)) == NULL ||
+	    (env = environ_build(r, input, errors)) == NULL ||
 	    (start = PyCFunction_New(&start_response_def,
 	    (PyObject *)req)) == NULL) {
 		if (req == NULL) {
@@ -1125,7 +1125,7 @@ wsgi_handle(struct request *r)
 			rc = -1;
 			goto done;
 		}
-	} else if ((result = PyObject_CallFunctionObjArgs(app, environ, start,
+	} else if ((result = PyObject_CallFunctionObjArgs(app, env, start,
 	    NULL)) != NULL)
 		st = response_body(req, result);
 
@@ -1147,7 +1147,7 @@ done:
 		stream_errors_flush(errors);
 	Py_XDECREF(result);
 	Py_XDECREF(start);
-	Py_XDECREF(environ);
+	Py_XDECREF(env);
 	Py_XDECREF(errors);
 	Py_XDECREF(input);
 	Py_XDECREF((PyObject *)req);

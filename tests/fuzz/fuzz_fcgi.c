@@ -76,39 +76,11 @@ fuzz_server_init(void)
 		abort();
 }
 
-/*
- * conn_wait() without blocking: take a parked connection that is ready,
- * or return -1 when nothing is.
- */
+/* Take a parked connection that is ready, or return -1 when none is. */
 static int
 fuzz_wait(struct conn *c)
 {
-	struct epoll_event ev;
-	uint64_t deadline = 0;
-	bool linger = false;
-	ssize_t n;
-	int fd;
-
-	for (;;) {
-		if (epoll_wait(srv.ep, &ev, 1, 0) != 1)
-			return -1;
-		if (ev.data.u64 == KEY_LISTEN || ev.data.u64 == KEY_STOP)
-			continue;
-		if ((fd = conn_take(ev.data.u64, &linger, &deadline)) == -1)
-			continue;
-		c->fd = fd;
-		c->in_pos = c->in_end = 0;
-		if (linger) {
-			conn_linger_read(c, deadline);
-			continue;
-		}
-		n = recv(fd, c->in, IN_SIZE, MSG_DONTWAIT);
-		if (n > 0) {
-			c->in_end = (size_t)n;
-			return 0;
-		}
-		conn_close(c);
-	}
+	return conn_wait_ms(c, 0);
 }
 
 static void
