@@ -1777,20 +1777,6 @@ check_parent_dir(struct loader *ld, const char *file, int line, const char *opt,
 		    "does not exist", opt, dir, path);
 }
 
-/* Is S a decimal id ("33"), as pool.c takes for user and group? */
-static bool
-is_numeric_id(const char *s)
-{
-	char *end;
-	unsigned long id;
-
-	if (*s < '0' || *s > '9')
-		return false;
-	errno = 0;
-	id = strtoul(s, &end, 10);
-	return errno == 0 && *end == '\0' && id < (unsigned long)(uid_t)-1;
-}
-
 /*
  * A user name that must resolve.  NUMERIC_OK: a decimal uid is taken
  * without a passwd entry when HAVE_GROUP (pool.c's rule for `user`: the
@@ -1801,9 +1787,11 @@ static void
 check_user(struct loader *ld, const char *file, int line, const char *opt,
     const char *name, bool numeric_ok, bool have_group)
 {
+	unsigned long id;
+
 	if (getpwnam(name) != NULL)
 		return;
-	if (numeric_ok && is_numeric_id(name)) {
+	if (numeric_ok && numeric_id(name, &id)) {
 		if (!have_group)
 			loader_error(ld, file, line, "option '%s': uid %s has no passwd "
 			    "entry, so set group as well", opt, name);
@@ -1816,7 +1804,9 @@ static void
 check_group(struct loader *ld, const char *file, int line, const char *opt,
     const char *name, bool numeric_ok)
 {
-	if (getgrnam(name) != NULL || (numeric_ok && is_numeric_id(name)))
+	unsigned long id;
+
+	if (getgrnam(name) != NULL || (numeric_ok && numeric_id(name, &id)))
 		return;
 	loader_error(ld, file, line, "option '%s': no such group '%s'", opt, name);
 }

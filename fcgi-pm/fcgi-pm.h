@@ -564,4 +564,33 @@ void reload_sweep(struct pool *pools, size_t npools);
 bool reload_pool_changed(const struct pool_conf *a, const struct pool_conf *b);
 bool reload_same_listen(const struct pool_conf *a, const struct pool_conf *b);
 
+/* ------------------------------------------------------ small shared helpers */
+
+#include <errno.h>
+#include <stdlib.h>
+#include <time.h>
+
+/* Wall-clock time in microseconds (what the scoreboard records). */
+static inline uint64_t
+realtime_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+/* Is S a decimal user or group id ("33"), as php-fpm accepts?  Its value in *ID. */
+static inline bool
+numeric_id(const char *s, unsigned long *id)
+{
+	char *end;
+
+	if (*s < '0' || *s > '9')
+		return false;
+	errno = 0;
+	*id = strtoul(s, &end, 10);
+	return errno == 0 && *end == '\0' && *id < (unsigned long)(uid_t)-1;
+}
+
 #endif

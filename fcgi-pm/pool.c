@@ -183,15 +183,6 @@ backoff_recovered(struct backoff *b, uint64_t now_ms, uint64_t worker_started_ms
 	return true;
 }
 
-static uint64_t
-realtime_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
-
 /*
  * Snapshot pool P at NOW for the policy: its workers by state, from the
  * scoreboard (a worker is idle when all its threads are, a kept-alive
@@ -777,19 +768,6 @@ pools_stopped(const struct pool *pools, size_t n)
 		}
 	}
 	return true;
-}
-
-/* Is S a decimal id ("33")?  Its value in *ID. */
-static bool
-numeric_id(const char *s, unsigned long *id)
-{
-	char *end;
-
-	if (*s < '0' || *s > '9')
-		return false;
-	errno = 0;
-	*id = strtoul(s, &end, 10);
-	return errno == 0 && *end == '\0' && *id < (unsigned long)(uid_t)-1;
 }
 
 /*

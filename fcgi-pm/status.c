@@ -88,15 +88,6 @@ buf_free(struct buf *b)
 
 /* --------------------------------------------------------------- collect */
 
-static uint64_t
-realtime_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
-
 /* Copy at most SIZE-1 bytes of S into D, always terminated. */
 static void
 copy_str(char *d, size_t size, const char *s)
