@@ -946,13 +946,17 @@ venv_cfg(char *dir, const char *cfg)
 {
 	char path[128];
 	FILE *fp;
+	char *out;
 
 	ck_assert_ptr_nonnull(mkdtemp(dir));
 	snprintf(path, sizeof(path), "%s/pyvenv.cfg", dir);
 	ck_assert_ptr_nonnull(fp = fopen(path, "w"));
 	fputs(cfg, fp);
 	fclose(fp);
-	return run_child(dir, "battery", "1", "-");
+	out = run_child(dir, "battery", "1", "-");
+	unlink(path);
+	rmdir(dir);
+	return out;
 }
 
 START_TEST(init_refuses_a_venv_of_another_python)
