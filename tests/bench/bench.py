@@ -1147,6 +1147,9 @@ def parse_args(argv):
     p.add_argument("--no-install", action="store_true")
     p.add_argument("--no-build", action="store_true")
     p.add_argument("--keep-tmp", action="store_true")
+    p.add_argument("--hold", action="store_true",
+                   help="start and check every server, print ports and pids, then wait "
+                        "(no load, no report) until interrupted: for profiling by hand")
     a = p.parse_args(argv)
     if a.duration is None:
         a.duration = 2 if a.quick else 10
@@ -1251,6 +1254,14 @@ def main(argv):
                 else:
                     cells.append((s, app))
         log("servers: " + ", ".join("%s on :%d" % (s.label, s.port) for s in ctx.servers if s.port))
+        if a.hold:
+            for s in ctx.servers:
+                if s.port:
+                    log("%s: http://127.0.0.1:%d/  pids %s" % (
+                        s.label, s.port, " ".join(map(str, s.pids()))))
+            log("holding; interrupt (Ctrl-C or kill -TERM %d) to stop everything" % os.getpid())
+            while True:
+                time.sleep(3600)
         total = len(cells) * (a.warmup + a.duration * a.rounds)
         log("%d cells, about %d s of load" % (len(cells), total))
         for s, app in cells:
