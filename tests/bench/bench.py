@@ -536,6 +536,7 @@ class PhpFpm(Server):
         if not exes:
             self.unavailable = "php-fpm not installed"
             return
+        self.note = self.note.replace("2 children", "%d children" % WORKERS)
         self.path = self.sock("php-fpm")
         conf = os.path.join(self.tmp, "php-fpm.conf")
         with open(conf, "w") as f:
@@ -1141,6 +1142,8 @@ def parse_args(argv):
                    help="if fcgi-pm itself fails, do not fall back to bare fcgi-pm-worker processes")
     p.add_argument("--fcgi-pm-standalone", action="store_true",
                    help="run bare fcgi-pm-worker processes on a socket we bind (no supervisor)")
+    p.add_argument("--workers", type=int, default=WORKERS,
+                   help="worker processes per server (default %d)" % WORKERS)
     p.add_argument("--base-port", type=int, default=18080)
     p.add_argument("--out", default=HERE, help="directory for results.md/.png/.json")
     p.add_argument("--caveat", default="", help="free text added to the machine caveat line")
@@ -1173,7 +1176,9 @@ def parse_args(argv):
 
 
 def main(argv):
+    global WORKERS
     a = parse_args(argv)
+    WORKERS = a.workers
     # a TERM (e.g. from timeout(1)) still stops every server through `finally`
     signal.signal(signal.SIGTERM, lambda signo, frame: sys.exit(128 + signo))
     if os.geteuid() != 0 and not a.no_install:
