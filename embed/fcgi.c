@@ -75,6 +75,8 @@
 #define CONN_TABLE_MAX	65536
 #define FRESH_WAIT_MS	2		/* wait for a new connection's first bytes */
 #define WRITEV_RECORDS	16		/* large writes: records per writev */
+#define DIRECT_WRITE_MIN (8 * 1024)	/* writes this large go out uncopied */
+#define ACCEPT_STREAK_MAX 8		/* accepts in a row before epoll has a turn */
 
 #define KEY_LISTEN	UINT64_MAX
 #define KEY_STOP	(UINT64_MAX - 1)
@@ -259,6 +261,7 @@ struct slot {
 	bool registered;	/* the fd is in the epoll set (maybe disarmed) */
 	bool linger;		/* parked only to read away the rest, then close */
 	bool pending;		/* new or part of a request: served even when stopping */
+	bool timeouts;		/* SO_RCVTIMEO/SO_SNDTIMEO set (before its first block) */
 	uint32_t gen;		/* bumped on every park and close */
 	uint64_t deadline_ms;	/* closed by the sweeper then (CLOCK_MONOTONIC) */
 	struct partial *partial;	/* an incomplete request waits, or NULL */
@@ -278,6 +281,8 @@ struct conn {
 	bool begun;		/* BEGIN_REQUEST of req.id seen, params not complete */
 	bool resumed;		/* a parked partial request was restored into c */
 	bool fresh;		/* the connection was just accepted */
+	bool accept_hot;	/* the last accept found a connection waiting */
+	unsigned accept_streak;	/* accepts in a row without epoll_wait */
 	uint32_t events;	/* epoll events of the take (a parked connection) */
 	uint64_t deadline_ms;	/* set at the first read that must wait for them */
 	uint8_t *out;		/* OUT_SIZE bytes: header, content, room for the trailer */
@@ -651,7 +656,6 @@ conn_accept(void)
 {
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
-	struct timeval tv;
 	char name[INET6_ADDRSTRLEN];
 	int fd, one = 1;
 
@@ -693,14 +697,32 @@ conn_accept(void)
 		close(fd);
 		return -1;
 	}
-	tv.tv_sec = srv.read_timeout_ms / 1000;
-	tv.tv_usec = (srv.read_timeout_ms % 1000) * 1000;
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	if (srv.tcp)
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	/* Its slot is FREE (the fd was closed): nobody else looks at it. */
+	srv.slots[fd].timeouts = false;
 	return fd;
+}
+
+/*
+ * Before the first read or write on C's connection that may block: give
+ * it read_timeout both ways.  Most requests never block (the request came
+ * in one read, the answer fits the socket buffer), so most connections
+ * never pay these two syscalls.  The slot is C's while it serves it.
+ */
+static void
+conn_arm_timeouts(struct conn *c)
+{
+	struct slot *s = &srv.slots[c->fd];
+	struct timeval tv;
+
+	if (s->timeouts)
+		return;
+	tv.tv_sec = srv.read_timeout_ms / 1000;
+	tv.tv_usec = (srv.read_timeout_ms % 1000) * 1000;
+	setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	s->timeouts = true;
 }
 
 static void conn_restore(struct conn *c, const struct partial *p, uint64_t deadline);
@@ -728,11 +750,27 @@ conn_wait_ms(struct conn *c, int timeout_ms)
 		if (atomic_load(&srv.stopping) && pending_count() == 0)
 			return -1;
 		p = NULL;
+		/*
+		 * Busy (the last accept found a connection waiting): accept
+		 * again before asking epoll, which saves a syscall per request
+		 * under load; every ACCEPT_STREAK_MAX accepts epoll has a turn,
+		 * so parked connections that became readable are not starved.
+		 */
+		if (c->accept_hot && c->accept_streak < ACCEPT_STREAK_MAX &&
+		    timeout_ms == -1 && !atomic_load(&srv.stopping)) {
+			c->accept_streak++;
+			ev.events = EPOLLIN;
+			ev.data.u64 = KEY_LISTEN;
+			if ((fd = conn_accept()) != -1)
+				goto accepted;
+			c->accept_hot = false;
+		}
 		if ((n = epoll_wait(srv.ep, &ev, 1, timeout_ms)) != 1) {
 			if (n == 0)
 				return -1;
 			continue;
 		}
+		c->accept_streak = 0;
 		if (ev.data.u64 == KEY_STOP) {
 			uint64_t v;
 
@@ -748,11 +786,12 @@ conn_wait_ms(struct conn *c, int timeout_ms)
 			continue;
 		}
 		if (ev.data.u64 == KEY_LISTEN)
-			fd = conn_accept();
+			c->accept_hot = (fd = conn_accept()) != -1;
 		else
 			fd = conn_take(ev.data.u64, &linger, &deadline, &p);
 		if (fd == -1)
 			continue;
+accepted:
 		c->fd = fd;
 		c->in_pos = c->in_end = 0;
 		c->fresh = ev.data.u64 == KEY_LISTEN;
@@ -833,6 +872,8 @@ fill(struct conn *c, size_t need)
 				return -1;
 			}
 		}
+		if (!c->nowait && !c->in_params)
+			conn_arm_timeouts(c);
 		n = recv(c->fd, c->in + c->in_end, IN_SIZE - c->in_end,
 		    c->nowait || c->in_params ? MSG_DONTWAIT : 0);
 		if (n > 0) {
@@ -885,16 +926,29 @@ skip(struct conn *c, size_t n)
 	return 0;
 }
 
-/* Write all of IOV, whatever the partial writes. Returns 0 or -1 (errno). */
+/*
+ * Write all of IOV to C's connection, whatever the partial writes.  The
+ * first try does not block; only if the socket buffer is full are the
+ * timeouts armed and the rest written blocking.  Returns 0 or -1 (errno).
+ */
 static int
-write_all(int fd, struct iovec *iov, int iovcnt)
+write_all(struct conn *c, struct iovec *iov, int iovcnt)
 {
+	struct msghdr msg = { 0 };
+	int flags = MSG_DONTWAIT | MSG_NOSIGNAL;
 	ssize_t n;
 
 	while (iovcnt > 0) {
-		if ((n = writev(fd, iov, iovcnt)) == -1) {
+		msg.msg_iov = iov;
+		msg.msg_iovlen = (size_t)iovcnt;
+		if ((n = sendmsg(c->fd, &msg, flags)) == -1) {
 			if (errno == EINTR)
 				continue;
+			if (errno == EAGAIN && flags != MSG_NOSIGNAL) {
+				flags = MSG_NOSIGNAL;
+				conn_arm_timeouts(c);
+				continue;
+			}
 			if (errno == EAGAIN)
 				errno = ETIMEDOUT;
 			return -1;
@@ -907,6 +961,10 @@ write_all(int fd, struct iovec *iov, int iovcnt)
 		if (iovcnt > 0) {
 			iov->iov_base = (char *)iov->iov_base + n;
 			iov->iov_len -= (size_t)n;
+			if (flags != MSG_NOSIGNAL) {	/* the buffer is full: block */
+				flags = MSG_NOSIGNAL;
+				conn_arm_timeouts(c);
+			}
 		}
 	}
 	return 0;
@@ -917,7 +975,7 @@ send_bytes(struct conn *c, const void *p, size_t len)
 {
 	struct iovec iov = { (void *)p, len };
 
-	return write_all(c->fd, &iov, 1);
+	return write_all(c, &iov, 1);
 }
 
 static int
@@ -1390,6 +1448,7 @@ request_read(struct request *r, void *buf, size_t len)
 	avail = c->in_end - c->in_pos;
 	if (avail == 0 && n >= DIRECT_READ_MIN) {
 		/* Big bodies go straight to the caller: no copy. */
+		conn_arm_timeouts(c);
 		for (;;) {
 			k = read(c->fd, buf, n);
 			if (k > 0)
@@ -1432,7 +1491,15 @@ out_send(struct request *r)
 	return 0;
 }
 
-/* Append LEN bytes to the response; see worker.h. */
+/*
+ * Append LEN bytes to the response; see worker.h.  Small writes are
+ * gathered into c->out (sent when full or at the end, with END_REQUEST).
+ * A write of DIRECT_WRITE_MIN or more goes out now, uncopied: what was
+ * gathered and the caller's bytes leave in one writev, as records of up
+ * to OUT_MAX, the first one carrying the gathered bytes (the headers)
+ * and the start of the caller's; a tail too small to be worth a record
+ * of its own is gathered for the next write.
+ */
 int
 request_write(struct request *r, const void *buf, size_t len)
 {
@@ -1441,11 +1508,11 @@ request_write(struct request *r, const void *buf, size_t len)
 	uint8_t hdr[WRITEV_RECORDS][FCGI_HEADER_LEN];
 	struct iovec iov[WRITEV_RECORDS * 2];
 	size_t n;
-	int i;
+	int i, k;
 
 	if (r->io_error)
 		return -1;
-	if (c->out_len > 0) {
+	if (len < DIRECT_WRITE_MIN) {
 		n = OUT_MAX - c->out_len;
 		if (n > len)
 			n = len;
@@ -1455,24 +1522,45 @@ request_write(struct request *r, const void *buf, size_t len)
 		len -= n;
 		if (c->out_len == OUT_MAX && out_send(r) == -1)
 			return -1;
-	}
-	/* Whole records straight from the caller's buffer, many per writev. */
-	while (len >= OUT_MAX) {
-		for (i = 0; i < WRITEV_RECORDS && len >= OUT_MAX; i++) {
-			fcgi_header_build(hdr[i], FCGI_STDOUT, r->id, OUT_MAX, 0);
-			iov[2 * i].iov_base = hdr[i];
-			iov[2 * i].iov_len = FCGI_HEADER_LEN;
-			iov[2 * i + 1].iov_base = (void *)p;
-			iov[2 * i + 1].iov_len = OUT_MAX;
-			p += OUT_MAX;
-			len -= OUT_MAX;
+		if (len > 0) {		/* less than DIRECT_WRITE_MIN: fits */
+			memcpy(c->out + FCGI_HEADER_LEN, p, len);
+			c->out_len = len;
 		}
-		if (write_all(c->fd, iov, 2 * i) == -1)
+		return 0;
+	}
+	while (len >= DIRECT_WRITE_MIN) {
+		i = k = 0;
+		if (c->out_len > 0) {
+			n = OUT_MAX - c->out_len;
+			if (n > len)
+				n = len;
+			fcgi_header_build(c->out, FCGI_STDOUT, r->id,
+			    (uint16_t)(c->out_len + n), 0);
+			iov[k].iov_base = c->out;
+			iov[k++].iov_len = FCGI_HEADER_LEN + c->out_len;
+			iov[k].iov_base = (void *)p;
+			iov[k++].iov_len = n;
+			p += n;
+			len -= n;
+			i++;
+		}
+		for (; i < WRITEV_RECORDS && len >= DIRECT_WRITE_MIN; i++) {
+			n = len < OUT_MAX ? len : OUT_MAX;
+			fcgi_header_build(hdr[i], FCGI_STDOUT, r->id, (uint16_t)n, 0);
+			iov[k].iov_base = hdr[i];
+			iov[k++].iov_len = FCGI_HEADER_LEN;
+			iov[k].iov_base = (void *)p;
+			iov[k++].iov_len = n;
+			p += n;
+			len -= n;
+		}
+		if (write_all(c, iov, k) == -1)
 			return io_fail(r, errno);
+		c->out_len = 0;
 	}
 	if (len > 0) {
-		memcpy(c->out + FCGI_HEADER_LEN + c->out_len, p, len);
-		c->out_len += len;
+		memcpy(c->out + FCGI_HEADER_LEN, p, len);
+		c->out_len = len;
 	}
 	return 0;
 }

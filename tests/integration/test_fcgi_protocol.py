@@ -378,6 +378,32 @@ class Protocol(harness.TestCase):
         out, _, _ = self.do("size=5000&chunk=7&flush=1")
         self.assertEqual(out.split(b"\r\n\r\n", 1)[1], pattern(5000))
 
+    def test_write_sizes_around_the_uncopied_path(self):
+        # below, at and above DIRECT_WRITE_MIN (8 KiB) and OUT_MAX (65528),
+        # with the headers gathered in front: records stay in order and whole
+        for size, chunk in ((300000, 8191), (300000, 8192), (200000, 65528),
+                            (200000, 65529), (140000, 70000), (65536, 65536),
+                            (100, 8192), (9000, 4000)):
+            out, _, _ = self.do("size=%d&chunk=%d" % (size, chunk))
+            self.assertEqual(out.split(b"\r\n\r\n", 1)[1], pattern(size), (size, chunk))
+
+    def test_reader_that_stalls_frees_the_thread_after_read_timeout(self):
+        # both threads answer a client that reads nothing: once the socket
+        # buffer is full each write blocks, for read_timeout (1 s) at most
+        stalled = []
+        for _ in range(2):
+            s = fc.connect(self.w.addr)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            fc.request(s, params={"QUERY_STRING": "size=50000000"})
+            stalled.append(s)
+        time.sleep(0.3)
+        t0 = time.monotonic()
+        out, _, proto = self.do("after=stalled")
+        self.assertEqual(proto, 0)
+        self.assertLess(time.monotonic() - t0, 3.0)
+        for s in stalled:
+            s.close()
+
     def test_peer_gone_mid_response(self):
         s = fc.connect(self.w.addr)
         fc.request(s, params={"QUERY_STRING": "size=50000000"})
