@@ -326,21 +326,22 @@ class NginxCeiling(Server):
 
 class FcgiPm(Server):
     key, label = "fcgi-pm", "fcgi-pm"
+    build = BUILD
 
     def start(self):
         c = self.ctx
-        exe = os.path.join(BUILD, "fcgi-pm", "fcgi-pm")
-        wexe = os.path.join(BUILD, "embed", "fcgi-pm-worker")
+        exe = os.path.join(self.build, "fcgi-pm", "fcgi-pm")
+        wexe = os.path.join(self.build, "embed", "fcgi-pm-worker")
         if not (os.access(exe, os.X_OK) and os.access(wexe, os.X_OK)):
-            self.unavailable = "not built (%s)" % c.build_status
+            self.unavailable = "not built (%s)" % self.build_status()
             return
-        self.path = self.sock("fcgi-pm")
+        self.path = self.sock(self.key)
         if c.args.fcgi_pm_standalone:
             return self.start_standalone(wexe)
-        conf = os.path.join(self.tmp, "fcgi-pm.conf")
+        conf = os.path.join(self.tmp, self.key + ".conf")
         with open(conf, "w") as f:
             f.write("""# written by tests/bench/bench.py
-pid_file      = "{tmp}/fcgi-pm.pid"
+pid_file      = "{tmp}/{key}.pid"
 worker_binary = "{wexe}"
 
 pool bench {{
@@ -356,7 +357,7 @@ pool bench {{
   preload        = {pre}
   allow_root     = yes
 }}
-""".format(tmp=self.tmp, wexe=wexe, sock=self.path, app=APPDIR, w=WORKERS, t=THREADS,
+""".format(tmp=self.tmp, key=self.key, wexe=wexe, sock=self.path, app=APPDIR, w=WORKERS, t=THREADS,
            pre="yes" if c.args.preload else "no"))
         t = subprocess.run([exe, "-t", "-c", conf], capture_output=True, text=True)
         if t.returncode != 0:
@@ -365,7 +366,7 @@ pool bench {{
             if not c.args.fcgi_pm_standalone_fallback:
                 return
             return self.start_standalone(wexe)
-        self.procs.append(Proc("fcgi-pm", [exe, "-F", "-c", conf], self.tmp))
+        self.procs.append(Proc(self.key, [exe, "-F", "-c", conf], self.tmp))
         if not self.wait_socket(self.path):
             self.unavailable = "no socket after 30 s: " + self.procs[0].tail(3)
             if c.args.fcgi_pm_standalone_fallback:
@@ -376,6 +377,9 @@ pool bench {{
         deadline = time.time() + 20
         while time.time() < deadline and len(self.pids()) < WORKERS + 1:
             time.sleep(0.1)
+
+    def build_status(self):
+        return self.ctx.build_status
 
     def start_standalone(self, wexe):
         """The worker alone, spawn-fcgi style: we bind the socket and hand
@@ -412,6 +416,25 @@ pool bench {{
         fastcgi_pass unix:%s;
     }
 """ % (fastcgi_params(), self.path)
+
+
+class FcgiPmBaseline(FcgiPm):
+    """fcgi-pm built from another git revision (--baseline REV), run side by
+    side with the tree's: the before/after of a change in one run."""
+    key, label = "fcgi-pm-baseline", "fcgi-pm baseline"
+    build = os.path.join(REPO, "build-baseline", "build")
+
+    def build_status(self):
+        return self.ctx.baseline_status
+
+    def start(self):
+        self.label = "fcgi-pm @%s" % self.ctx.args.baseline
+        self.note = "fcgi-pm built from git revision %s (`--baseline`), same config" % (
+            self.ctx.args.baseline)
+        if not self.ctx.args.baseline:
+            self.unavailable = "no --baseline REV given"
+            return
+        FcgiPm.start(self)
 
 
 class FcgiPmKeep(Server):
@@ -568,7 +591,8 @@ pm.max_children = {w}
 """ % (fastcgi_params(), PHPDIR, self.path)
 
 
-SERVER_CLASSES = [NginxCeiling, FcgiPm, FcgiPmKeep, UwsgiFcgi, UwsgiNative, Gunicorn, PhpFpm]
+SERVER_CLASSES = [NginxCeiling, FcgiPm, FcgiPmKeep, FcgiPmBaseline, UwsgiFcgi, UwsgiNative,
+                  Gunicorn, PhpFpm]
 BASELINE = "uwsgi-fastcgi"
 CEILING = "nginx"
 
@@ -606,6 +630,33 @@ def build_fcgi_pm(args):
         errs = [l for l in (r.stdout + r.stderr).splitlines() if "error" in l]
         return "ninja failed: " + (errs[0] if errs else r.stdout.strip().splitlines()[-1])
     return "built"
+
+
+def build_baseline(args):
+    """Check out REV (a git worktree in build-baseline/src) and build it into
+    build-baseline/build (release).  Returns a status string."""
+    top = os.path.join(REPO, "build-baseline")
+    src, build = os.path.join(top, "src"), os.path.join(top, "build")
+    rev = subprocess.run(["git", "-C", REPO, "rev-parse", "--verify", args.baseline + "^{commit}"],
+                         capture_output=True, text=True)
+    if rev.returncode != 0:
+        return "unknown git revision %r" % args.baseline
+    if os.path.exists(src):
+        subprocess.run(["git", "-C", REPO, "worktree", "remove", "--force", src],
+                       capture_output=True)
+        shutil.rmtree(top, ignore_errors=True)
+    subprocess.run(["git", "-C", REPO, "worktree", "prune"], capture_output=True)
+    r = subprocess.run(["git", "-C", REPO, "worktree", "add", "--detach", src, rev.stdout.strip()],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        return "git worktree add failed: " + r.stderr.strip()
+    r = subprocess.run(["meson", "setup", build, src, "--buildtype=release", "-Dtests=disabled"],
+                       capture_output=True, text=True)
+    if r.returncode == 0:
+        r = subprocess.run(["ninja", "-C", build], capture_output=True, text=True)
+    if r.returncode != 0:
+        return "build of %s failed: %s" % (args.baseline, (r.stdout + r.stderr).strip().splitlines()[-1])
+    return "built %s" % args.baseline
 
 
 def free_port_check(ports):
@@ -1070,7 +1121,7 @@ def chart(ctx, summ, started):
     fig, axes = plt.subplots(2, len(apps), figsize=(4.2 * len(apps), 7.5), squeeze=False)
     colors = {"nginx": "#999999", "fcgi-pm": "#1f77b4", "fcgi-pm-keepalive": "#17becf",
               "uwsgi-fastcgi": "#ff7f0e", "uwsgi-native": "#ffbb78", "gunicorn": "#2ca02c",
-              "php-fpm": "#9467bd"}
+              "php-fpm": "#9467bd", "fcgi-pm-baseline": "#aec7e8"}
     for i, app in enumerate(apps):
         rows = [(s, summ[(s.key, app)]) for s in ctx.servers
                 if (s.key, app) in summ and "rps" in summ[(s.key, app)]]
@@ -1131,7 +1182,8 @@ def parse_args(argv):
     p.add_argument("--nginx-workers", type=int, default=2)
     p.add_argument("--upstream-keepalive", type=int, default=4,
                    help="nginx upstream keepalive for the fcgi-pm keep-alive variant")
-    p.add_argument("--servers", default=",".join(c.key for c in SERVER_CLASSES),
+    p.add_argument("--servers", default=",".join(c.key for c in SERVER_CLASSES
+                                                 if c is not FcgiPmBaseline),
                    help="comma list of: " + ", ".join(c.key for c in SERVER_CLASSES))
     p.add_argument("--apps", default=",".join(APPS), help="comma list of: " + ", ".join(APPS))
     p.add_argument("--preload", action="store_true",
@@ -1150,6 +1202,9 @@ def parse_args(argv):
     p.add_argument("--no-install", action="store_true")
     p.add_argument("--no-build", action="store_true")
     p.add_argument("--keep-tmp", action="store_true")
+    p.add_argument("--baseline", default="", metavar="REV",
+                   help="also run fcgi-pm built from git revision REV (row fcgi-pm @REV): "
+                        "before/after of a change in one interleaved run")
     p.add_argument("--hold", action="store_true",
                    help="start and check every server, print ports and pids, then wait "
                         "(no load, no report) until interrupted: for profiling by hand")
@@ -1169,6 +1224,9 @@ def parse_args(argv):
             p.error("unknown app %r" % x)
     if "fcgi-pm-keepalive" in a.servers and "fcgi-pm" not in a.servers:
         a.servers.insert(0, "fcgi-pm")
+    if a.baseline and "fcgi-pm-baseline" not in a.servers:
+        a.servers.append("fcgi-pm-baseline")
+    a.servers.sort(key=[c.key for c in SERVER_CLASSES].index)
     a.md = os.path.join(a.out, "results.md")
     a.png = os.path.join(a.out, "results.png")
     a.json = os.path.join(a.out, "results.json")
@@ -1196,6 +1254,10 @@ def main(argv):
     ctx.nginx_errors = 0
     ctx.build_status = build_fcgi_pm(a) if "fcgi-pm" in a.servers else "not requested"
     log("fcgi-pm: " + ctx.build_status)
+    ctx.baseline_status = "not requested"
+    if a.baseline:
+        ctx.baseline_status = build_baseline(a)
+        log("fcgi-pm @%s: %s" % (a.baseline, ctx.baseline_status))
     ctx.tmp = tempfile.mkdtemp(prefix="fcgi-pm-bench-")
     ctx.static = os.path.join(ctx.tmp, "static")
     log("temp dir " + ctx.tmp)
