@@ -281,6 +281,7 @@ struct conn {
 	bool begun;		/* BEGIN_REQUEST of req.id seen, params not complete */
 	bool resumed;		/* a parked partial request was restored into c */
 	bool fresh;		/* the connection was just accepted */
+	bool ended;		/* request_write_last() sent the end of the response */
 	bool accept_hot;	/* the last accept found a connection waiting */
 	unsigned accept_streak;	/* accepts in a row without epoll_wait */
 	uint32_t events;	/* epoll events of the take (a parked connection) */
@@ -1492,43 +1493,25 @@ out_send(struct request *r)
 }
 
 /*
- * Append LEN bytes to the response; see worker.h.  Small writes are
- * gathered into c->out (sent when full or at the end, with END_REQUEST).
- * A write of DIRECT_WRITE_MIN or more goes out now, uncopied: what was
- * gathered and the caller's bytes leave in one writev, as records of up
- * to OUT_MAX, the first one carrying the gathered bytes (the headers)
- * and the start of the caller's; a tail too small to be worth a record
- * of its own is gathered for the next write.
+ * Send what was gathered and LEN bytes at P, uncopied, as STDOUT records
+ * of up to OUT_MAX (the first one carries the gathered bytes, usually the
+ * headers, and the start of P's), in as few writevs as WRITEV_RECORDS
+ * allow.  END: P ends the response; the end of the stream and END_REQUEST
+ * go in the last writev.  Otherwise a tail under DIRECT_WRITE_MIN is
+ * gathered for the next write instead of becoming a small record.
  */
-int
-request_write(struct request *r, const void *buf, size_t len)
+static int
+write_records(struct request *r, const uint8_t *p, size_t len, bool end)
 {
 	struct conn *c = r->conn;
-	const uint8_t *p = buf;
 	uint8_t hdr[WRITEV_RECORDS][FCGI_HEADER_LEN];
-	struct iovec iov[WRITEV_RECORDS * 2];
-	size_t n;
+	uint8_t trailer[FCGI_HEADER_LEN + 16];
+	struct iovec iov[WRITEV_RECORDS * 2 + 1];
+	size_t n, min = end ? 1 : DIRECT_WRITE_MIN;
+	bool last = false;
 	int i, k;
 
-	if (r->io_error)
-		return -1;
-	if (len < DIRECT_WRITE_MIN) {
-		n = OUT_MAX - c->out_len;
-		if (n > len)
-			n = len;
-		memcpy(c->out + FCGI_HEADER_LEN + c->out_len, p, n);
-		c->out_len += n;
-		p += n;
-		len -= n;
-		if (c->out_len == OUT_MAX && out_send(r) == -1)
-			return -1;
-		if (len > 0) {		/* less than DIRECT_WRITE_MIN: fits */
-			memcpy(c->out + FCGI_HEADER_LEN, p, len);
-			c->out_len = len;
-		}
-		return 0;
-	}
-	while (len >= DIRECT_WRITE_MIN) {
+	while (!last && (len >= min || c->out_len > 0 || end)) {
 		i = k = 0;
 		if (c->out_len > 0) {
 			n = OUT_MAX - c->out_len;
@@ -1544,7 +1527,7 @@ request_write(struct request *r, const void *buf, size_t len)
 			len -= n;
 			i++;
 		}
-		for (; i < WRITEV_RECORDS && len >= DIRECT_WRITE_MIN; i++) {
+		for (; i < WRITEV_RECORDS && len >= min; i++) {
 			n = len < OUT_MAX ? len : OUT_MAX;
 			fcgi_header_build(hdr[i], FCGI_STDOUT, r->id, (uint16_t)n, 0);
 			iov[k].iov_base = hdr[i];
@@ -1554,14 +1537,75 @@ request_write(struct request *r, const void *buf, size_t len)
 			p += n;
 			len -= n;
 		}
-		if (write_all(c, iov, k) == -1)
-			return io_fail(r, errno);
+		if (end && len == 0) {
+			fcgi_header_build(trailer, FCGI_STDOUT, r->id, 0, 0);
+			fcgi_end_request_build(trailer + FCGI_HEADER_LEN, r->id,
+			    (uint32_t)r->app_status, FCGI_REQUEST_COMPLETE);
+			iov[k].iov_base = trailer;
+			iov[k++].iov_len = sizeof(trailer);
+			last = true;
+		}
 		c->out_len = 0;
+		if (k > 0 && write_all(c, iov, k) == -1)
+			return io_fail(r, errno);
+		if (!end && len < min)
+			break;
 	}
 	if (len > 0) {
 		memcpy(c->out + FCGI_HEADER_LEN, p, len);
 		c->out_len = len;
 	}
+	return 0;
+}
+
+/*
+ * Append LEN bytes to the response; see worker.h.  Small writes are
+ * gathered into c->out (sent when full, or at the end with END_REQUEST);
+ * a write of DIRECT_WRITE_MIN or more goes out now, uncopied.
+ */
+int
+request_write(struct request *r, const void *buf, size_t len)
+{
+	struct conn *c = r->conn;
+	const uint8_t *p = buf;
+	size_t n;
+
+	if (r->io_error)
+		return -1;
+	if (len >= DIRECT_WRITE_MIN)
+		return write_records(r, p, len, false);
+	n = OUT_MAX - c->out_len;
+	if (n > len)
+		n = len;
+	memcpy(c->out + FCGI_HEADER_LEN + c->out_len, p, n);
+	c->out_len += n;
+	p += n;
+	len -= n;
+	if (c->out_len == OUT_MAX && out_send(r) == -1)
+		return -1;
+	if (len > 0) {		/* less than DIRECT_WRITE_MIN: fits */
+		memcpy(c->out + FCGI_HEADER_LEN, p, len);
+		c->out_len = len;
+	}
+	return 0;
+}
+
+/* Will request_write(R, .., LEN) only copy (no I/O)?  See worker.h. */
+bool
+request_write_is_buffered(const struct request *r, size_t len)
+{
+	return len < DIRECT_WRITE_MIN && r->conn->out_len + len < OUT_MAX;
+}
+
+/* The response's last bytes, with its end, in one write; see worker.h. */
+int
+request_write_last(struct request *r, const void *buf, size_t len)
+{
+	if (r->io_error)
+		return -1;
+	if (write_records(r, buf, len, true) == -1)
+		return -1;
+	r->conn->ended = true;
 	return 0;
 }
 
@@ -1648,13 +1692,19 @@ void
 fcgi_end(struct request *r, int rc)
 {
 	struct conn *c = r->conn;
+	bool ended = c->ended;
 	uint8_t *p;
 	size_t start, len;
 
+	c->ended = false;
 	if (c->broken) {
 		conn_close(c);
 		return;
 	}
+	/* request_write_last() sent the end: whatever failed after it (the
+	 * app's close()) cannot take back an answer already complete. */
+	if (ended)
+		goto sent;
 	/* ABORT_REQUEST received: the request ends with END_REQUEST as usual. */
 	if (rc == -1 && r->io_error != ECONNABORTED) {
 		/* No END_REQUEST: the web server must see the response as cut short. */
@@ -1676,6 +1726,7 @@ fcgi_end(struct request *r, int rc)
 		conn_close(c);
 		return;
 	}
+sent:
 	if (r->keep_conn && !atomic_load(&srv.stopping)) {
 		/* The peer sends the whole body to keep the connection: read it. */
 		if (!r->aborted && drain_stdin(r) == -1) {

@@ -10,7 +10,8 @@
  * Threads: every request thread calls python_thread_begin() once, then for
  * each request wsgi_handle(), which takes the GIL on entry and gives it back
  * on return; wsgi_handle releases the GIL around every request_read(),
- * request_write() and request_flush() (they may block).
+ * request_flush(), request_write_last() and every request_write() that
+ * may block (request_write_is_buffered() says which do not).
  */
 #ifndef FCGI_PM_WORKER_H
 #define FCGI_PM_WORKER_H
@@ -112,6 +113,20 @@ int request_write(struct request *r, const void *buf, size_t len);
 
 /* Send what request_write() gathered.  0 or -1 as request_write(). */
 int request_flush(struct request *r);
+
+/*
+ * The response's last bytes: like request_write(), but the end of the
+ * stream and FCGI_END_REQUEST leave in the same write (one syscall for a
+ * response whose body came in one piece, however large).  Nothing may be
+ * written after it.  0 or -1 as request_write().  May block: no GIL.
+ */
+int request_write_last(struct request *r, const void *buf, size_t len);
+
+/*
+ * True if request_write(R, .., LEN) now would only copy into the output
+ * buffer: no I/O, so the gateway may call it without giving up the GIL.
+ */
+bool request_write_is_buffered(const struct request *r, size_t len);
 
 /* Look up a param by NUL-terminated NAME; NULL if absent.  *LEN gets its length. */
 const char *request_param(const struct request *r, const char *name, size_t *len);

@@ -446,16 +446,20 @@ req_usable(struct wsgi_req *req)
 
 /*
  * Send the header block if not sent yet, then DATA (kept alive by the
- * caller), then flush if asked; the GIL is released around the I/O.  No
- * more body than the app's Content-Length goes out (PEP 3333): the excess
- * is dropped and req->overflow set.  Returns 0, or -1 when the client is
- * gone (no Python error set).
+ * caller), then flush if asked.  LAST: DATA ends the body (the app has
+ * no more); if it also completes the Content-Length, the end of the
+ * response goes in the same write.  The GIL is released only when the
+ * host may do I/O; a write it just copies keeps it.  No more body than
+ * the app's Content-Length goes out (PEP 3333): the excess is dropped and
+ * req->overflow set.  Returns 0, or -1 when the client is gone (no
+ * Python error set).
  */
 static int
-req_send(struct wsgi_req *req, const char *data, size_t len, bool flush)
+req_send(struct wsgi_req *req, const char *data, size_t len, bool flush, bool last)
 {
 	struct request *r;
 	PyObject *head = NULL;
+	size_t head_len = 0;
 	int rc = 0;
 
 	req_wait(req);
@@ -471,19 +475,30 @@ req_send(struct wsgi_req *req, const char *data, size_t len, bool flush)
 		len = 0;	/* the web server would drop it anyway */
 	if (!req->headers_sent) {
 		head = Py_NewRef(req->head);
+		head_len = (size_t)PyBytes_GET_SIZE(head);
 		req->headers_sent = true;
 	}
-	req->busy = true;
-	Py_BEGIN_ALLOW_THREADS
-	if (head != NULL)
-		rc = request_write(r, PyBytes_AS_STRING(head),
-		    (size_t)PyBytes_GET_SIZE(head));
-	if (rc == 0 && len > 0)
-		rc = request_write(r, data, len);
-	if (rc == 0 && flush)
-		rc = request_flush(r);
-	Py_END_ALLOW_THREADS
-	req->busy = false;
+	/* An app that says more than it sends is cut short by fcgi_end(). */
+	last = last && (req->content_length < 0 || req->sent == req->content_length);
+	if (!flush && !last && request_write_is_buffered(r, head_len + len)) {
+		if (head != NULL)
+			rc = request_write(r, PyBytes_AS_STRING(head), head_len);
+		if (rc == 0 && len > 0)
+			rc = request_write(r, data, len);
+	} else {
+		req->busy = true;
+		Py_BEGIN_ALLOW_THREADS
+		if (head != NULL)
+			rc = request_write(r, PyBytes_AS_STRING(head), head_len);
+		if (rc == 0 && last)
+			rc = request_write_last(r, data, len);
+		else if (rc == 0 && len > 0)
+			rc = request_write(r, data, len);
+		if (rc == 0 && flush)
+			rc = request_flush(r);
+		Py_END_ALLOW_THREADS
+		req->busy = false;
+	}
 	Py_XDECREF(head);
 	if (rc == -1)
 		req->gone = true;
@@ -654,7 +669,7 @@ req_write(PyObject *self, PyObject *data)
 	}
 	Py_INCREF(data);
 	rc = req_send(req, PyBytes_AS_STRING(data),
-	    (size_t)PyBytes_GET_SIZE(data), true);
+	    (size_t)PyBytes_GET_SIZE(data), true, false);
 	Py_DECREF(data);
 	if (rc == -1) {
 		PyErr_SetString(PyExc_OSError, "write(): the client closed "
@@ -931,9 +946,9 @@ filewrapper_send(struct wsgi_req *req, struct filewrapper *fw, bool *handled)
 
 /* ---------------------------------------------------------- the response */
 
-/* Send one item of the response.  A borrowed ITEM. */
+/* Send one item of the response (LAST: the app has no more).  A borrowed ITEM. */
 static enum send_state
-chunk_send(struct wsgi_req *req, PyObject *item, bool flush)
+chunk_send(struct wsgi_req *req, PyObject *item, bool flush, bool last)
 {
 	int rc;
 
@@ -943,7 +958,7 @@ chunk_send(struct wsgi_req *req, PyObject *item, bool flush)
 		return SEND_ERROR;
 	}
 	/* Headers wait for the first non-empty chunk (PEP 3333). */
-	if (PyBytes_GET_SIZE(item) == 0)
+	if (PyBytes_GET_SIZE(item) == 0 && (!last || req->head == NULL))
 		return SEND_OK;
 	if (req->head == NULL) {
 		PyErr_SetString(PyExc_RuntimeError, "the application returned "
@@ -952,7 +967,7 @@ chunk_send(struct wsgi_req *req, PyObject *item, bool flush)
 	}
 	Py_INCREF(item);
 	rc = req_send(req, PyBytes_AS_STRING(item),
-	    (size_t)PyBytes_GET_SIZE(item), flush);
+	    (size_t)PyBytes_GET_SIZE(item), flush, last);
 	Py_DECREF(item);
 	if (rc == -1)
 		return SEND_GONE;
@@ -978,7 +993,8 @@ response_body(struct wsgi_req *req, PyObject *result)
 		for (i = 0; st == SEND_OK &&
 		    i < PySequence_Fast_GET_SIZE(result); i++) {
 			item = Py_NewRef(PySequence_Fast_GET_ITEM(result, i));
-			st = chunk_send(req, item, false);
+			st = chunk_send(req, item, false,
+			    i == PySequence_Fast_GET_SIZE(result) - 1);
 			Py_DECREF(item);
 		}
 	} else {
@@ -995,7 +1011,9 @@ response_body(struct wsgi_req *req, PyObject *result)
 		flush = !Py_IS_TYPE(iter, &PyListIter_Type) &&
 		    !Py_IS_TYPE(iter, &PyTupleIter_Type);
 		while ((item = PyIter_Next(iter)) != NULL) {
-			st = chunk_send(req, item, flush);
+			/* Over a list, the iterator knows when it gave the last. */
+			st = chunk_send(req, item, flush,
+			    !flush && PyObject_LengthHint(iter, -1) == 0);
 			Py_DECREF(item);
 			if (st != SEND_OK)
 				break;
@@ -1014,7 +1032,7 @@ response_body(struct wsgi_req *req, PyObject *result)
 		    "without calling start_response()");
 		return SEND_ERROR;
 	}
-	return req_send(req, NULL, 0, false) == 0 ? SEND_OK : SEND_GONE;
+	return req_send(req, NULL, 0, false, false) == 0 ? SEND_OK : SEND_GONE;
 }
 
 /*

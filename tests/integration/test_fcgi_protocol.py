@@ -383,9 +383,19 @@ class Protocol(harness.TestCase):
         # with the headers gathered in front: records stay in order and whole
         for size, chunk in ((300000, 8191), (300000, 8192), (200000, 65528),
                             (200000, 65529), (140000, 70000), (65536, 65536),
-                            (100, 8192), (9000, 4000)):
-            out, _, _ = self.do("size=%d&chunk=%d" % (size, chunk))
-            self.assertEqual(out.split(b"\r\n\r\n", 1)[1], pattern(size), (size, chunk))
+                            (100, 8192), (9000, 4000), (2000000, 2000000)):
+            for last in (0, 1):     # 1: the last chunk and END_REQUEST in one write
+                q = "size=%d&chunk=%d&last=%d" % (size, chunk, last)
+                out, _, proto = self.do(q)
+                self.assertEqual(proto, 0, q)
+                self.assertEqual(out.split(b"\r\n\r\n", 1)[1], pattern(size), q)
+        # and on a kept connection the next request follows cleanly
+        s = fc.connect(self.w.addr)
+        for q in ("size=70000&chunk=70000&last=1", "size=10&last=1", "size=0&last=1"):
+            out, _, proto = self.do(q, sock=s, keep=True)
+            self.assertEqual((proto, out.split(b"\r\n\r\n", 1)[1]),
+                             (0, pattern(int(q.split("&")[0][5:]))), q)
+        s.close()
 
     def test_reader_that_stalls_frees_the_thread_after_read_timeout(self):
         # both threads answer a client that reads nothing: once the socket

@@ -623,6 +623,19 @@ class GatewayBehindNginx(harness.TestCase):
         finally:
             s.close()
 
+    def test_one_piece_bodies_of_every_size(self):
+        # the body and the end of the response leave in one write; records
+        # of up to 64 KiB, more than one writev past 16 records (3 MiB)
+        for prefix in ("", "/keepconn"):
+            for n in (1, 8191, 8192, 65536, 70000, 3 << 20):
+                for variant in ("", ";nolength", ";tuple"):
+                    path = "%s/onepiece?%d%s" % (prefix, n, variant)
+                    r = get(self.port, path)
+                    self.assertEqual(r.status, 200, path)
+                    self.assertEqual(len(r.body), n, path)
+                    self.assertEqual(r.body, (b"0123456789abcdef" * (n // 16 + 1))[:n], path)
+        self.assert_worker_serves()
+
     def test_head_on_a_streamed_file(self):
         with open(os.path.join(self.state, "blob2"), "wb") as f:
             f.write(b"y" * 100000)

@@ -138,6 +138,24 @@ request_write(struct request *r, const void *buf, size_t len)
 }
 
 int
+request_write_last(struct request *r, const void *buf, size_t len)
+{
+	struct fake *f = (struct fake *)r;
+
+	if (request_write(r, buf, len) == -1)
+		return -1;
+	f->nlast++;
+	return 0;
+}
+
+bool
+request_write_is_buffered(const struct request *r, size_t len)
+{
+	(void)r;
+	return len < 8192;
+}
+
+int
 request_flush(struct request *r)
 {
 	struct fake *f = (struct fake *)r;

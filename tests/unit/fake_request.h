@@ -23,6 +23,7 @@ struct fake {
 	size_t out_len, out_cap;
 	int nwrites;			/* request_write() calls */
 	int nflushes;			/* request_flush() calls */
+	int nlast;			/* request_write_last() calls (each also counts in nwrites) */
 	int fail_at_write;		/* request_write() number that fails (1 = first), 0 = never */
 };
 

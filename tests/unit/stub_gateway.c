@@ -8,6 +8,7 @@
  *   size=N        answer N bytes ('a'..'z' repeating) instead of the report
  *   chunk=K       ... written K bytes at a time (default 65536)
  *   flush=1       ... with request_flush() after each chunk
+ *   last=1        ... the last chunk with request_write_last()
  *   echo=1        answer the request body itself
  *   noread=1      do not read the body
  *   param=NAME    add NAME's value to the report
@@ -186,6 +187,10 @@ wsgi_handle(struct request *r)
 			long k = size - off < chunk ? size - off : chunk;
 
 			/* the pattern runs on across chunks */
+			if (off + k == size && qnum(qs, qlen, "last", 0)) {
+				request_write_last(r, buf + off % 26, (size_t)k);
+				return 0;
+			}
 			if (request_write(r, buf + off % 26, (size_t)k) == -1)
 				return 0;
 			if (qnum(qs, qlen, "flush", 0) && request_flush(r) == -1)

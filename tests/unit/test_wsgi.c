@@ -507,6 +507,7 @@ START_TEST(streaming_sends_each_chunk_before_the_next)
 	/* head + 3 chunks, and a flush after each chunk */
 	ck_assert_int_eq(f->nwrites, 4);
 	ck_assert_int_eq(f->nflushes, 3);
+	ck_assert_int_eq(f->nlast, 0);		/* a generator: the end is unknown */
 	fake_free(f);
 }
 END_TEST
@@ -517,7 +518,8 @@ START_TEST(single_item_list_is_one_write_no_flush)
 
 	ck_assert_int_eq(serve(f), 0);
 	ck_assert_int_eq(f->nwrites, 2);	/* head, body */
-	ck_assert_int_eq(f->nflushes, 0);	/* the host's END_REQUEST does */
+	ck_assert_int_eq(f->nflushes, 0);
+	ck_assert_int_eq(f->nlast, 1);		/* the body goes with END_REQUEST */
 	fake_free(f);
 }
 END_TEST
@@ -530,6 +532,7 @@ START_TEST(list_backed_iterable_is_not_flushed_per_chunk)
 	ck_assert_int_eq(serve(f), 0);
 	ck_assert_str_eq(f->out, OK_TEXT("headtail"));
 	ck_assert_int_eq(f->nflushes, 0);
+	ck_assert_int_eq(f->nlast, 1);		/* the list iterator knew "tail" was last */
 	fake_free(f);
 	closecount("1");
 }
@@ -570,6 +573,11 @@ START_TEST(short_body_closes_the_connection)
 	    "Modified\r\nContent-Length: 10\r\n\r\n", 0);
 	expect("length", "/?10;204%20No%20Content;empty", "Status: 204 No "
 	    "Content\r\nContent-Length: 10\r\n\r\n", 0);
+	/* the short body must not end the response normally */
+	f = req("length", "/?10;200%20OK;short");
+	ck_assert_int_eq(serve(f), -1);
+	ck_assert_int_eq(f->nlast, 0);
+	fake_free(f);
 	f = req("length", "/?10;200%20OK;empty");
 	f->r.params[0].value = "HEAD";
 	f->r.params[0].value_len = 4;

@@ -341,6 +341,20 @@ def app_big(environ, start_response):
     return _big(n)
 
 
+@raw_app
+def app_onepiece(environ, start_response):
+    """QUERY_STRING "N[;nolength][;tuple]": N bytes as one bytes object in a
+    list (or a tuple), the commonest WSGI response: the gateway sends it with
+    the end of the response in one write."""
+    args = environ["QUERY_STRING"].split(";")
+    body = (b"0123456789abcdef" * (int(args[0]) // 16 + 1))[:int(args[0])]
+    headers = [("Content-Type", "application/octet-stream")]
+    if "nolength" not in args:
+        headers.append(("Content-Length", str(len(body))))
+    start_response("200 OK", headers)
+    return (body,) if "tuple" in args else [body]
+
+
 def _big(n):
     # a new bytes object each time: a gateway that kept references to the
     # chunks it sent would grow by the size of the response
