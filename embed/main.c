@@ -400,19 +400,21 @@ queued_too_long(const struct request *r, uint64_t now_us, double *age_ms)
 	return *age_ms > (double)opts.queue_timeout_ms;
 }
 
-static void
+/* Ask the worker to stop for REASON; false if a stop was already asked. */
+static bool
 request_stop(int reason)
 {
 	uint64_t one = 1;
 	int expected = STOP_NONE;
 
 	if (!atomic_compare_exchange_strong(&stop_reason, &expected, reason))
-		return;
+		return false;
 	/* Stop taking connections here and now: waiting for the main thread
 	 * would let this thread accept one more request past the limit. */
 	fcgi_stop();
 	if (write(wake_fd, &one, sizeof(one)) == -1)
 		wlog(WLOG_ERROR, "wake eventfd: %s", strerror(errno));
+	return true;
 }
 
 /* Serve R on thread T: scoreboard, queue timeout, the app, limits. */
@@ -481,13 +483,12 @@ serve(struct thread *t, struct request *r)
 	}
 	if (opts.max_requests > 0 && total >= opts.max_requests)
 		request_stop(STOP_MAX_REQUESTS);
+	/* Logged once: threads that finish together see the same sample. */
 	if (opts.max_rss_kb > 0 && rss > (uint64_t)opts.max_rss_kb &&
-	    atomic_load(&stop_reason) == STOP_NONE) {
+	    request_stop(STOP_MAX_RSS))
 		wlog(WLOG_NOTICE, "worker RSS %llu KB exceeds max_rss (%ld KB) after %ld "
 		    "requests: exiting gracefully", (unsigned long long)rss,
 		    opts.max_rss_kb, total);
-		request_stop(STOP_MAX_RSS);
-	}
 }
 
 static void *
