@@ -999,6 +999,7 @@ def write_report(ctx, summ, started, finished):
                 "%.2f" % (x["rps"] / ceil) if ceil else "-"))
         L.append("")
     L.extend(targets_section(ctx, summ))
+    L.extend(profile_section(ctx, summ))
     L.extend(memory_section(ctx))
     if ctx.nginx_errors:
         L.append("nginx logged %d `[error]` lines during the run (mostly upstream connections "
@@ -1013,6 +1014,7 @@ def write_report(ctx, summ, started, finished):
                    "unavailable": {s.key: s.unavailable for s in ctx.servers if s.unavailable},
                    "skipped": {"%s/%s" % k: v for k, v in ctx.skipped.items()},
                    "appcost_us": ctx.appcost,
+                   "profile": ctx.profile,
                    "runs": {"%s/%s" % k: [{kk: vv for kk, vv in r.items() if kk != "raw"}
                                           for r in runs]
                             for k, runs in ctx.results.items()}}, f, indent=1)
@@ -1063,7 +1065,18 @@ def targets_section(ctx, summ):
             cells.append("%.0f µs %s" % (over, "✔" if over < 50 else "✘"))
         rows.append(("django: server CPU/req beyond the app < 50 µs (rough upper bound "
                      "from /proc: includes cache and scheduling effects of running under "
-                     "load; the real check is a profile)", cells))
+                     "load; the real check is the profile, next row)", cells))
+    if getattr(ctx, "profile", None):
+        cells = []
+        for v in variants:
+            p, x = ctx.profile.get(v, {}), summ.get((v, "django"), {})
+            if "own_pct" not in p or x.get("cpu_us") is None:
+                cells.append("-")
+                continue
+            us = x["cpu_us"] * p["own_pct"] / 100.0
+            cells.append("%.0f µs (%.1f%%) %s" % (us, p["own_pct"], "✔" if us < 50 else "✘"))
+        rows.append(("django: the worker's own CPU/req, from a perf profile "
+                     "(see *Profile* below) < 50 µs", cells))
     for app in ctx.args.apps:
         ps = [summ[(k, app)]["p99_us"] for k in PEERS if "rps" in summ.get((k, app), {})]
         if not ps:
@@ -1094,6 +1107,90 @@ def targets_section(ctx, summ):
         L.append("")
         L.append("Keep-alive gain (`fastcgi_keep_conn on` vs off, median req/s): " +
                  ", ".join(gains) + ".")
+    L.append("")
+    return L
+
+
+PROFILED = ("fcgi-pm", "fcgi-pm-keepalive", "fcgi-pm-baseline", "uwsgi-fastcgi", "uwsgi-native")
+
+
+def profile_servers(ctx, seconds=10):
+    """perf-profile the busiest process of each Python server under the
+    Django page (wrk as in the rounds) and split its samples into the app's
+    and the server's own.  Sets ctx.profile[key]."""
+    sys.path.insert(0, HERE)
+    import perf_split
+    for s in ctx.servers:
+        # gunicorn's own loop is Python code too: the split cannot tell it from the app
+        if not s.port or s.key not in PROFILED or (s.key, "django") not in ctx.results:
+            continue
+        wrk = subprocess.Popen(["wrk", "-t%d" % ctx.args.wrk_threads, "-c%d" % ctx.args.connections,
+                                "-d%ds" % (seconds + 3),
+                                "http://127.0.0.1:%d/django/" % s.port],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            time.sleep(1.5)
+            before = cpu_ticks_by_pid(s.pids())
+            time.sleep(1.0)
+            after = cpu_ticks_by_pid(s.pids())
+            busiest = max(after, key=lambda p: after[p] - before.get(p, 0))
+            data = os.path.join(ctx.tmp, "perf-%s.data" % s.key)
+            rec = subprocess.run(["perf", "record", "-q", "-F", "499", "--call-graph", "dwarf,16384",
+                                  "-o", data, "-p", str(busiest), "--", "sleep", str(seconds)],
+                                 capture_output=True, text=True)
+        finally:
+            wrk.wait()
+        if rec.returncode != 0:
+            ctx.profile[s.key] = {"failed": (rec.stderr.strip().splitlines() or ["perf failed"])[-1]}
+            continue
+        script = subprocess.run(["perf", "script", "-i", data, "-F", "comm,tid,ip,sym,dso"],
+                                capture_output=True, text=True)
+        total, app, own = perf_split.split(script.stdout.splitlines(True))
+        if total == 0:
+            ctx.profile[s.key] = {"failed": "no samples"}
+            continue
+        ctx.profile[s.key] = {"pid": busiest, "samples": total, "own_pct": 100.0 * (total - app) / total,
+                              "top": [(100.0 * n / total, k) for k, n in own.most_common(4)]}
+        log("profile %-28s %5d samples, server's own %.1f%%" % (s.label, total,
+                                                              ctx.profile[s.key]["own_pct"]))
+
+
+def cpu_ticks_by_pid(pids):
+    out = {}
+    for pid in pids:
+        try:
+            with open("/proc/%d/stat" % pid) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            out[pid] = int(fields[11]) + int(fields[12])
+        except (OSError, IndexError, ValueError):
+            pass
+    return out
+
+
+def profile_section(ctx, summ):
+    if not ctx.profile:
+        return []
+    L = ["## Profile: the server's own CPU on the Django page\n",
+         "One worker of each Python server (the busiest) under the same wrk load, "
+         "`perf record -F 499 --call-graph dwarf` for 10 s, split by "
+         "[`perf_split.py`](perf_split.py): a sample is the app's when Python code "
+         "runs in it, the server's own otherwise (protocol, environ, gateway, and the "
+         "kernel side of its syscalls). *Own µs/req* is that share of the server's "
+         "median CPU per request in the rounds above.\n",
+         "| server | samples | server's own | own µs/req | where (share of all samples) |",
+         "|---|---:|---:|---:|---|"]
+    for s in ctx.servers:
+        p = ctx.profile.get(s.key)
+        if p is None:
+            continue
+        if "failed" in p:
+            L.append("| %s | - | - | - | perf failed: %s |" % (s.label, p["failed"]))
+            continue
+        cpu = summ.get((s.key, "django"), {}).get("cpu_us")
+        L.append("| %s | %d | %.1f%% | %s | %s |" % (
+            s.label, p["samples"], p["own_pct"],
+            "%.0f" % (cpu * p["own_pct"] / 100.0) if cpu else "-",
+            "; ".join("%s %.1f%%" % (k, pct) for pct, k in p["top"])))
     L.append("")
     return L
 
@@ -1209,6 +1306,10 @@ def parse_args(argv):
     p.add_argument("--baseline", default="", metavar="REV",
                    help="also run fcgi-pm built from git revision REV (row fcgi-pm @REV): "
                         "before/after of a change in one interleaved run")
+    p.add_argument("--profile", action="store_true",
+                   help="after the rounds, perf-profile one worker of each Python server on "
+                        "the Django page and split its CPU into the app's and the server's "
+                        "own (perf_split.py); needs perf and root")
     p.add_argument("--hold", action="store_true",
                    help="start and check every server, print ports and pids, then wait "
                         "(no load, no report) until interrupted: for profiling by hand")
@@ -1254,6 +1355,7 @@ def main(argv):
     ctx.skipped = {}
     ctx.nginx = None
     ctx.mem_breakdown = {}
+    ctx.profile = {}
     ctx.appcost = {}
     ctx.nginx_errors = 0
     ctx.build_status = build_fcgi_pm(a) if "fcgi-pm" in a.servers else "not requested"
@@ -1351,6 +1453,8 @@ def main(argv):
                                r["pss_kb"] / 1024.0))
                     else:
                         log("round %d %s %s: wrk failed: %s" % (rnd, app, s.label, r["failed"]))
+        if a.profile:
+            profile_servers(ctx)
         ctx.load_after = loadavg()
         for s in ctx.servers:
             if s.port and not s.shares:

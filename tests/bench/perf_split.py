@@ -59,15 +59,20 @@ def own_key(frames):
     return ("kernel (no syscall) in " if kernel else "user: ") + server
 
 
-def main():
+def split(lines):
+    """(samples, the app's samples, Counter of the server's own by key)."""
     app = 0
     own = collections.Counter()
-    for frames in samples(sys.stdin):
+    for frames in samples(lines):
         if in_app(frames):
             app += 1
         else:
             own[own_key(frames)] += 1
-    total = app + sum(own.values())
+    return app + sum(own.values()), app, own
+
+
+def main():
+    total, app, own = split(sys.stdin)
     if total == 0:
         sys.exit("no samples")
     print("samples %d: application %.1f%%, server's own %.1f%%"
