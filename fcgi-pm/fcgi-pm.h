@@ -270,6 +270,7 @@ int worker_spawn(struct worker *w, const char *binary);
 int worker_spawn_preload(struct pool *p, int *ctl_fd);
 long worker_max_requests(const struct pool_conf *pc);
 void worker_signal(struct worker *w, int signo);
+void worker_stop(struct worker *w, int signo, long bound_ms, uint64_t now);
 void worker_drain(struct worker *w);
 void worker_close_output(struct worker *w);
 

@@ -317,21 +317,6 @@ pool_spawn(struct pool *p, uint64_t now)
 	return 0;
 }
 
-/* Tell worker W of P to stop with SIGNO at NOW, SIGKILL after BOUND_MS. */
-static void
-worker_stop(struct worker *w, int signo, long bound_ms, uint64_t now)
-{
-	uint64_t kill_at = now + (uint64_t)bound_ms;
-
-	worker_signal(w, signo);
-	w->stop_signal = signo;
-	if (!w->ending)
-		w->stop_ms = now;
-	if (!w->ending || kill_at < w->kill_at_ms)
-		w->kill_at_ms = kill_at;
-	w->ending = true;
-}
-
 static void on_listen_ready(int fd, uint32_t events, void *arg);
 
 /* Watch P's listening socket for a waiting connection, or stop watching. */

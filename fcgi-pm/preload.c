@@ -385,17 +385,10 @@ void
 preload_stop(struct pool *p, int signo, long bound_ms, uint64_t now)
 {
 	struct worker *w = &p->preload;
-	uint64_t kill_at = now + (uint64_t)bound_ms;
 
 	if (w->pid == 0 || w->killed)
 		return;
-	worker_signal(w, signo);
-	w->stop_signal = signo;
-	if (!w->ending)
-		w->stop_ms = now;
-	if (!w->ending || kill_at < w->kill_at_ms)
-		w->kill_at_ms = kill_at;
-	w->ending = true;
+	worker_stop(w, signo, bound_ms, now);
 	p->preload_ready = false;
 }
 

@@ -473,6 +473,24 @@ worker_signal(struct worker *w, int signo)
 		    (long)w->pid, strerror(errno));
 }
 
+/*
+ * Tell W to stop with SIGNO at NOW; the pool's tick sends SIGKILL once
+ * BOUND_MS have passed (the earliest bound wins if asked twice).
+ */
+void
+worker_stop(struct worker *w, int signo, long bound_ms, uint64_t now)
+{
+	uint64_t kill_at = now + (uint64_t)bound_ms;
+
+	worker_signal(w, signo);
+	w->stop_signal = signo;
+	if (!w->ending)
+		w->stop_ms = now;
+	if (!w->ending || kill_at < w->kill_at_ms)
+		w->kill_at_ms = kill_at;
+	w->ending = true;
+}
+
 static bool
 has_prefix(const char *s, size_t len, const char *prefix, size_t *skip)
 {
