@@ -97,6 +97,23 @@ def serving_workers(pm, pool, count, timeout=30):
     return wait_until(ready, timeout, what="%d workers of %s" % (count, pool))
 
 
+def start_probe(case, pool, count):
+    """Run POOL under a new fcgi-pm for test CASE (sets case.pool, .pm, .sock
+    and .workers); returns once COUNT workers are up and the pool answers."""
+    case.pool = pool
+    case.pm = case.fcgi_pm([pool])
+    case.sock = case.pm.socket(pool.name)
+    case.workers = serving_workers(case.pm, pool.name, count)
+
+    def answers():
+        try:
+            return fcgi_get(case.sock, "/info")[0] == 200
+        except OSError:
+            return False
+    wait_until(answers, 30, what="the pool to answer")
+    return case.workers
+
+
 class Isolation(harness.TestCase):
     PRELOAD = False
 
@@ -117,18 +134,7 @@ class Isolation(harness.TestCase):
         kw.setdefault("allow_root", None)
         kw.setdefault("max_children", count)
         kw["preload"] = self.PRELOAD
-        self.pool = probe_pool(**kw)
-        self.pm = self.fcgi_pm([self.pool])
-        self.sock = self.pm.socket(self.pool.name)
-        self.workers = serving_workers(self.pm, self.pool.name, count)
-        harness.wait_until(lambda: self._answers(), 30, what="the pool to answer")
-        return self.workers
-
-    def _answers(self):
-        try:
-            return fcgi_get(self.sock, "/info")[0] == 200
-        except OSError:
-            return False
+        return start_probe(self, probe_pool(**kw), count)
 
     def pids(self):
         """The pool's processes: its workers and, with preload, the preload process."""

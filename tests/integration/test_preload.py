@@ -13,7 +13,8 @@ import time
 
 import harness
 from harness import Pool, django_pool, wait_until, pid_alive
-from test_isolation import fcgi_get, probe_info, probe_pool, preload_pid, serving_workers
+from test_isolation import (fcgi_get, probe_info, probe_pool, preload_pid, serving_workers,
+                            start_probe)
 
 
 def pss_kb(pid):
@@ -59,18 +60,8 @@ def diag(text):
 class Preload(harness.TestCase):
 
     def start(self, count=3, preload=True, pool=None, **kw):
-        self.pool = pool or probe_pool(max_children=count, preload=preload, **kw)
-        self.pm = self.fcgi_pm([self.pool])
-        self.sock = self.pm.socket(self.pool.name)
-        self.workers = serving_workers(self.pm, self.pool.name, count)
-        wait_until(lambda: self._answers(), 30, what="the pool to answer")
-        return self.workers
-
-    def _answers(self):
-        try:
-            return fcgi_get(self.sock, "/info")[0] == 200
-        except OSError:
-            return False
+        return start_probe(self, pool or probe_pool(max_children=count, preload=preload, **kw),
+                           count)
 
     def test_the_app_is_imported_once_for_all_workers(self):
         log = os.path.join(self.tmp, "imports.log")
