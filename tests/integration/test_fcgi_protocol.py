@@ -20,6 +20,7 @@ import harness
 import fcgiclient as fc
 
 ECHO = os.environ.get("FCGI_ECHO_BIN") or os.path.join(harness.BUILD, "tests", "unit", "fcgi-echo")
+SB_THREAD_BUSY = 2         # enum sb_thread_state in fcgi-pm/scoreboard.h
 
 
 class Worker(harness.Proc):
@@ -597,7 +598,10 @@ class Lifecycle(harness.TestCase):
                              pass_fds=(fd,)))
         busy = fc.connect(w.addr)
         fc.request(busy, params={"QUERY_STRING": "sleep=500"})
-        time.sleep(0.1)
+        # the thread must be running "busy" before "gone" connects: under
+        # load (CI's ASan run) a fixed sleep let it pick "gone" first
+        harness.wait_until(lambda: self.thread_state(m, ss, 0, 0) == SB_THREAD_BUSY, 5,
+                           what="the only thread busy")
         gone = fc.connect(w.addr)
         fc.request(gone, params={"QUERY_STRING": "", "REQUEST_URI": "/gone-tcp"})
         gone.shutdown(socket.SHUT_WR)
@@ -650,6 +654,10 @@ class Lifecycle(harness.TestCase):
         m = mmap.mmap(fd, size)
         m[0:24] = struct.pack("=IIIIII", magic, version, nslots, nthreads, slot_size, 0)
         return fd, m, slot_size
+
+    @staticmethod
+    def thread_state(m, slot_size, slot, thread):
+        return struct.unpack_from("=I", m, 64 + slot * slot_size + 56 + thread * 344 + 4)[0]
 
     def test_scoreboard_slot_is_filled(self):
         fd, m, ss = self.scoreboard()
