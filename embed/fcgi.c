@@ -80,6 +80,7 @@
 
 #define KEY_LISTEN	UINT64_MAX
 #define KEY_STOP	(UINT64_MAX - 1)
+#define KEY_HANDOFF	(UINT64_MAX - 2)	/* the lowest of the fixed keys */
 
 /* ---------------------------------------------------------- protocol core */
 
@@ -302,6 +303,7 @@ static struct {
 	long read_timeout_ms;
 	long keepalive_ms;
 	_Atomic uint64_t *dropped;	/* the scoreboard's peer_gone, or NULL */
+	const struct fcgi_handoff *handoff;	/* NULL: standalone */
 	struct fcgi_values values;
 	pthread_mutex_t lock;	/* guards slots[], nidle, and the epoll_ctl calls on them */
 	struct slot *slots;
@@ -327,6 +329,7 @@ static struct wlog_ratelimit rl_accept = { .interval = 10, .burst = 3 };
 static struct wlog_ratelimit rl_gone = { .interval = 10, .burst = 5 };
 
 static _Atomic unsigned long ndropped;	/* requests dropped: the peer was gone */
+static _Atomic unsigned long nhandoffs;	/* connections passed to another process */
 
 static uint64_t
 now_ms(void)
@@ -434,6 +437,7 @@ fcgi_server_init(const struct fcgi_server_conf *conf)
 
 	srv.listen_fd = conf->listen_fd;
 	srv.dropped = conf->dropped;
+	srv.handoff = conf->handoff;
 	srv.read_timeout_ms = conf->read_timeout_ms > 0 ? conf->read_timeout_ms : 30000;
 	srv.keepalive_ms = conf->keepalive_timeout_ms > 0 ? conf->keepalive_timeout_ms : 75000;
 	if (getsockname(srv.listen_fd, (struct sockaddr *)&ss, &sl) == 0)
@@ -476,6 +480,20 @@ fcgi_server_init(const struct fcgi_server_conf *conf)
 	if (rc == -1) {
 		wlog(WLOG_ERROR, "fcgi: epoll_ctl listening socket: %s", strerror(errno));
 		return -1;
+	}
+	/* Exclusive too: every worker of the pool receives from it. */
+	if (srv.handoff != NULL) {
+		ev.events = EPOLLIN | EPOLLEXCLUSIVE;
+		ev.data.u64 = KEY_HANDOFF;
+		rc = epoll_ctl(srv.ep, EPOLL_CTL_ADD, srv.handoff->rx, &ev);
+		if (rc == -1 && errno == EINVAL) {
+			ev.events = EPOLLIN;
+			rc = epoll_ctl(srv.ep, EPOLL_CTL_ADD, srv.handoff->rx, &ev);
+		}
+		if (rc == -1) {
+			wlog(WLOG_ERROR, "fcgi: epoll_ctl hand-off socket: %s", strerror(errno));
+			return -1;
+		}
 	}
 	return 0;
 }
@@ -728,6 +746,149 @@ conn_arm_timeouts(struct conn *c)
 
 static void conn_restore(struct conn *c, const struct partial *p, uint64_t deadline);
 
+/* ----------------------------------------------------------- hand-off */
+
+/*
+ * Does a thread of another process of the pool wait with nothing to do?
+ * The counters move as threads block and wake; read in this order a
+ * sibling thread going idle at the same time is never taken for another
+ * process (see wait_events()).
+ */
+static bool
+others_idle(void)
+{
+	int32_t own, pool;
+
+	if (srv.handoff == NULL || atomic_load(&srv.stopping))
+		return false;
+	own = (int32_t)atomic_load_explicit(srv.handoff->own_idle, memory_order_relaxed);
+	pool = (int32_t)atomic_load_explicit(srv.handoff->pool_idle, memory_order_relaxed);
+	return pool - own > 0;
+}
+
+/*
+ * epoll_wait for up to MAX events.  With hand-off, a thread that finds
+ * nothing ready counts itself idle while it blocks, so that busy workers
+ * of the pool pass it their ready connections.  Counting only a thread
+ * that is really waiting keeps a saturated pool from handing off at all.
+ */
+static int
+wait_events(struct epoll_event *ev, int max, int timeout_ms)
+{
+	const struct fcgi_handoff *h = srv.handoff;
+	int n;
+
+	if (h == NULL || timeout_ms == 0)
+		return epoll_wait(srv.ep, ev, max, timeout_ms);
+	if ((n = epoll_wait(srv.ep, ev, max, 0)) != 0)
+		return n;
+	/* own first, pool last; back in reverse: pool - own never counts us */
+	atomic_fetch_add(h->own_idle, 1);
+	atomic_fetch_add(h->pool_idle, 1);
+	n = epoll_wait(srv.ep, ev, max, timeout_ms);
+	atomic_fetch_sub(h->pool_idle, 1);
+	atomic_fetch_sub(h->own_idle, 1);
+	return n;
+}
+
+/* Pass connection FD (ready with EVENTS) to the pool.  0, or -1 (EAGAIN: full). */
+static int
+handoff_send(int fd, uint32_t events)
+{
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} u;
+	struct iovec iov = { .iov_base = &events, .iov_len = sizeof(events) };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1,
+			    .msg_control = u.buf, .msg_controllen = sizeof(u.buf) };
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
+
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+	return sendmsg(srv.handoff->tx, &m, MSG_DONTWAIT | MSG_NOSIGNAL) ==
+	    (ssize_t)sizeof(events) ? 0 : -1;
+}
+
+/*
+ * Receive a connection another process of the pool passed: its fd (its
+ * slot FREE, as after accept) with *EVENTS as epoll reported them there,
+ * or -1 (another process was faster).
+ */
+static int
+handoff_recv(uint32_t *events)
+{
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} u;
+	struct iovec iov = { .iov_base = events, .iov_len = sizeof(*events) };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1,
+			    .msg_control = u.buf, .msg_controllen = sizeof(u.buf) };
+	struct cmsghdr *cm;
+	ssize_t n;
+	int fd = -1;
+
+	n = recvmsg(srv.handoff->rx, &m, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+	if (n == -1)
+		return -1;
+	cm = CMSG_FIRSTHDR(&m);
+	if (cm != NULL && cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS &&
+	    cm->cmsg_len == CMSG_LEN(sizeof(int)))
+		memcpy(&fd, CMSG_DATA(cm), sizeof(int));
+	if (fd == -1 || n != (ssize_t)sizeof(*events) || (m.msg_flags & MSG_CTRUNC) ||
+	    (unsigned)fd >= srv.nslots) {
+		wlog_limited(&rl_accept, WLOG_WARNING, "fcgi: hand-off: a malformed "
+		    "message or an fd beyond the connection table, dropped");
+		if (fd != -1)
+			close(fd);
+		return -1;
+	}
+	srv.slots[fd].timeouts = false;
+	return fd;
+}
+
+/*
+ * EV is a second event a thread took with the one it serves.  If it is a
+ * kept connection waiting for nothing but a thread, and a thread of
+ * another process of the pool waits idle, pass the connection there
+ * rather than keep it waiting for this thread.  Anything else goes back
+ * as it was: the fixed keys are level-triggered and come again, and a
+ * connection is re-armed (EPOLLONESHOT took it out).
+ */
+static void
+handoff_extra(const struct epoll_event *ev)
+{
+	uint32_t fd = (uint32_t)ev->data.u64, gen = (uint32_t)(ev->data.u64 >> 32);
+	struct epoll_event again = { .events = EPOLLIN | EPOLLRDHUP | EPOLLONESHOT,
+				     .data = ev->data };
+	struct slot *s;
+
+	if (ev->data.u64 >= KEY_HANDOFF || fd >= srv.nslots)
+		return;
+	pthread_mutex_lock(&srv.lock);
+	s = &srv.slots[fd];
+	if (s->state != SLOT_IDLE || s->gen != gen) {
+		pthread_mutex_unlock(&srv.lock);	/* swept or closed meanwhile */
+		return;
+	}
+	if (!s->linger && !s->pending && s->partial == NULL && others_idle() &&
+	    handoff_send((int)fd, ev->events) == 0) {
+		/* the message holds the connection now: forget our fd */
+		epoll_ctl(srv.ep, EPOLL_CTL_DEL, (int)fd, NULL);
+		s->registered = false;
+		s->state = SLOT_FREE;
+		s->gen++;
+		srv.nidle--;
+		close((int)fd);
+		atomic_fetch_add(&nhandoffs, 1);
+	} else
+		epoll_ctl(srv.ep, EPOLL_CTL_MOD, (int)fd, &again);
+	pthread_mutex_unlock(&srv.lock);
+}
+
 /*
  * Wait until C holds a connection with bytes to read.  A connection with
  * nothing to read yet (accepted before the peer wrote) gets FRESH_WAIT_MS,
@@ -740,7 +901,7 @@ static void conn_restore(struct conn *c, const struct partial *p, uint64_t deadl
 static int
 conn_wait_ms(struct conn *c, int timeout_ms)
 {
-	struct epoll_event ev;
+	struct epoll_event ev, evs[2];
 	struct partial *p = NULL;
 	uint64_t deadline = 0;
 	bool linger = false;
@@ -766,11 +927,18 @@ conn_wait_ms(struct conn *c, int timeout_ms)
 				goto accepted;
 			c->accept_hot = false;
 		}
-		if ((n = epoll_wait(srv.ep, &ev, 1, timeout_ms)) != 1) {
+		/*
+		 * With another worker idle, take two: the second goes there
+		 * (handoff_extra) instead of waiting for this thread.
+		 */
+		if ((n = wait_events(evs, others_idle() ? 2 : 1, timeout_ms)) < 1) {
 			if (n == 0)
 				return -1;
 			continue;
 		}
+		if (n == 2)
+			handoff_extra(&evs[1]);
+		ev = evs[0];
 		c->accept_streak = 0;
 		if (ev.data.u64 == KEY_STOP) {
 			uint64_t v;
@@ -788,6 +956,12 @@ conn_wait_ms(struct conn *c, int timeout_ms)
 		}
 		if (ev.data.u64 == KEY_LISTEN)
 			c->accept_hot = (fd = conn_accept()) != -1;
+		else if (ev.data.u64 == KEY_HANDOFF) {
+			uint32_t events;
+
+			fd = handoff_recv(&events);
+			ev.events = events;	/* epoll_event is packed */
+		}
 		else
 			fd = conn_take(ev.data.u64, &linger, &deadline, &p);
 		if (fd == -1)
@@ -1773,9 +1947,18 @@ fcgi_stop(void)
 		return;
 	if (srv.ep != -1)
 		epoll_ctl(srv.ep, EPOLL_CTL_DEL, srv.listen_fd, NULL);
+	if (srv.ep != -1 && srv.handoff != NULL)
+		epoll_ctl(srv.ep, EPOLL_CTL_DEL, srv.handoff->rx, NULL);
 	sweep(false, true);
 	if (srv.stop_fd != -1 && write(srv.stop_fd, &one, sizeof(one)) == -1)
 		wlog(WLOG_ERROR, "fcgi: stop eventfd: %s", strerror(errno));
+}
+
+/* Connections handed off to another process; see fcgi.h. */
+unsigned long
+fcgi_handoff_count(void)
+{
+	return atomic_load(&nhandoffs);
 }
 
 /*

@@ -102,6 +102,17 @@ ssize_t fcgi_get_values_build(const uint8_t *q, size_t qlen,
 
 /* -------------------------------------------------------------- server */
 
+/*
+ * Hand-off between the worker processes of one pool: a kept connection
+ * that became readable while its process is busy goes, through a socket
+ * pair shared by the pool, to a process with a thread waiting idle.
+ */
+struct fcgi_handoff {
+	int tx, rx;			/* the pool's socket pair: send on tx, receive on rx */
+	_Atomic uint32_t *pool_idle;	/* threads of the pool waiting with nothing ready */
+	_Atomic uint32_t *own_idle;	/* of them, this process's */
+};
+
 struct fcgi_server_conf {
 	int listen_fd;			/* non-blocking listening socket */
 	int threads;			/* request threads (FCGI_MAX_REQS) */
@@ -109,6 +120,7 @@ struct fcgi_server_conf {
 	long keepalive_timeout_ms;	/* an idle kept connection is closed after this */
 	const char *allowed_clients;	/* TCP peers allowed, "addr,addr" (FCGI_WEB_SERVER_ADDRS); NULL = any */
 	_Atomic uint64_t *dropped;	/* also counts fcgi_dropped_count() here (scoreboard), or NULL */
+	const struct fcgi_handoff *handoff;	/* NULL: no other process to hand off to */
 };
 
 /*
@@ -178,6 +190,9 @@ unsigned fcgi_idle_count(void);
  * while the request waited in the queue).  Since the process started.
  */
 unsigned long fcgi_dropped_count(void);
+
+/* Kept connections this process handed off to another of its pool. */
+unsigned long fcgi_handoff_count(void);
 
 /* ------------------------------------------------------------- log.c */
 

@@ -54,7 +54,9 @@ static struct worker_opts opts = {
 };
 const struct worker_opts *worker_opts = &opts;
 
+static struct sb_header *sb_hdr;	/* the pool's scoreboard, NULL standalone */
 static struct sb_slot *sb;		/* our scoreboard slot, NULL standalone */
+static struct fcgi_handoff handoff = { .tx = -1, .rx = -1 };	/* --handoff */
 static pthread_mutex_t sb_lock = PTHREAD_MUTEX_INITIALIZER; /* one writer at a time on sb->seq */
 static int statm_fd = -1;		/* /proc/self/statm, for RSS after requests */
 #define RSS_SAMPLE_MS	100		/* RSS is read at most this often */
@@ -153,6 +155,8 @@ usage(FILE *f)
 "  --keepalive-timeout MS  close idle kept connections after MS (default 75000)\n"
 "  --queue-timeout MS      answer 503 to requests queued longer (REQUEST_START)\n"
 "  --scoreboard FD:SLOT    scoreboard memfd and slot (under fcgi-pm)\n"
+"  --handoff TX:RX         the pool's socket pair for passing ready kept\n"
+"                          connections between workers (with --scoreboard)\n"
 "  --slowlog-fd FD         where slow-request tracebacks go (SIGUSR2)\n"
 "  --preload=FD            import the app once, fork workers on the master's\n"
 "                          commands on control socket FD (under fcgi-pm)\n"
@@ -173,13 +177,28 @@ parse_long(const char *s, long min, long max, long *out)
 	return 0;
 }
 
+/* "A:B", two non-negative ints.  0 or -1. */
+static int
+parse_pair(char *s, long *a, long *b)
+{
+	char *colon = strchr(s, ':');
+	int rc;
+
+	if (colon == NULL)
+		return -1;
+	*colon = '\0';
+	rc = parse_long(s, 0, INT_MAX, a) == -1 || parse_long(colon + 1, 0, INT_MAX, b) == -1;
+	*colon = ':';
+	return rc ? -1 : 0;
+}
+
 /* Fill opts from ARGV; exits 64 on a usage error. */
 static void
 parse_args(int argc, char **argv)
 {
 	enum { O_MODULE = 256, O_POOL, O_CHDIR, O_VENV, O_SCRIPT, O_PYPATH,
 	    O_THREADS, O_MAXREQ, O_MAXRSS, O_READTO, O_KEEPTO, O_QUEUETO,
-	    O_SB, O_SLOWLOG, O_PRELOAD };
+	    O_SB, O_SLOWLOG, O_PRELOAD, O_HANDOFF };
 	static const struct option lopts[] = {
 		{ "module", required_argument, NULL, O_MODULE },
 		{ "pool", required_argument, NULL, O_POOL },
@@ -196,6 +215,7 @@ parse_args(int argc, char **argv)
 		{ "scoreboard", required_argument, NULL, O_SB },
 		{ "slowlog-fd", required_argument, NULL, O_SLOWLOG },
 		{ "preload", required_argument, NULL, O_PRELOAD },
+		{ "handoff", required_argument, NULL, O_HANDOFF },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -203,7 +223,6 @@ parse_args(int argc, char **argv)
 	static const char **pypath;
 	size_t npath = 0;
 	long v, slot;
-	char *colon;
 	int ch;
 
 	if ((pypath = calloc((size_t)argc + 1, sizeof(*pypath))) == NULL)
@@ -243,18 +262,17 @@ parse_args(int argc, char **argv)
 				goto bad;
 			break;
 		case O_SB:
-			if ((colon = strchr(optarg, ':')) == NULL)
+			if (parse_pair(optarg, &v, &slot) == -1)
 				goto bad;
-			*colon = '\0';
-			if (parse_long(optarg, 0, INT_MAX, &v) == -1 ||
-			    parse_long(colon + 1, 0, INT_MAX, &slot) == -1) {
-				*colon = ':';
-				goto bad;
-			}
-			*colon = ':';
 			opts.scoreboard_fd = (int)v;
 			opts.scoreboard_slot = (int)slot;
 			opts.multiprocess = true;
+			break;
+		case O_HANDOFF:
+			if (parse_pair(optarg, &v, &slot) == -1)
+				goto bad;
+			handoff.tx = (int)v;
+			handoff.rx = (int)slot;
 			break;
 		case O_SLOWLOG:
 			if (parse_long(optarg, 0, INT_MAX, &v) == -1)
@@ -333,6 +351,28 @@ scoreboard_attach(void)
 		exit(EXIT_CONFIG);
 	}
 	sb = sb_slot_at(h, (uint32_t)opts.scoreboard_slot);
+	sb_hdr = h;
+}
+
+/*
+ * The --handoff pair, once the scoreboard is there to count idle threads
+ * in; NULL without.  Exits 78 if they are not sockets.
+ */
+static const struct fcgi_handoff *
+handoff_attach(void)
+{
+	struct stat a, b;
+
+	if (handoff.tx == -1 || sb == NULL)
+		return NULL;
+	if (fstat(handoff.tx, &a) == -1 || fstat(handoff.rx, &b) == -1 ||
+	    !S_ISSOCK(a.st_mode) || !S_ISSOCK(b.st_mode)) {
+		wlog(WLOG_ERROR, "--handoff %d:%d: not a socket pair", handoff.tx, handoff.rx);
+		exit(EXIT_CONFIG);
+	}
+	handoff.pool_idle = &sb_hdr->idle_threads;
+	handoff.own_idle = &sb->idle_threads;
+	return &handoff;
 }
 
 static void
@@ -561,6 +601,8 @@ shutdown_gracefully(struct thread *threads, int n)
 	for (i = 0; i < n; i++)
 		pthread_join(threads[i].tid, NULL);
 	fcgi_sweep(true);
+	wlog(WLOG_DEBUG, "handed off %lu kept connections to other workers",
+	    fcgi_handoff_count());
 	if (pthread_create(&wd, NULL, finalize_watchdog, NULL) != 0)
 		wlog(WLOG_WARNING, "finalize watchdog: cannot start");
 	python_finalize();
@@ -663,6 +705,7 @@ main(int argc, char **argv)
 	sc.allowed_clients = getenv("FCGI_WEB_SERVER_ADDRS");
 	/* requests dropped because the web server was gone, for the master */
 	sc.dropped = sb != NULL ? &sb->peer_gone : NULL;
+	sc.handoff = handoff_attach();
 	if (fcgi_server_init(&sc) == -1)
 		exit(errno == EINVAL ? EXIT_CONFIG : EXIT_OSERR);
 	if ((threads = calloc((size_t)opts.threads, sizeof(*threads))) == NULL)

@@ -307,6 +307,8 @@ struct pool {
 	struct listen_sock sock;
 	struct scoreboard sb;
 	int slowlog_fd;			/* O_APPEND, passed to workers; -1 = none */
+	int handoff[2];			/* the workers' socket pair for passing kept
+					 * connections (fcgi.c); -1 = none */
 	uid_t uid;			/* workers' identity when the master is root */
 	gid_t gid;
 	gid_t *groups;

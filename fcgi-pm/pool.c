@@ -12,6 +12,7 @@
  * worker per step, until a worker survives; other pools are not affected.
  */
 #include <sys/epoll.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 
 #include <errno.h>
@@ -833,6 +834,11 @@ pool_close(struct pool *p)
 	if (p->slowlog_fd != -1)
 		close(p->slowlog_fd);
 	p->slowlog_fd = -1;
+	for (int i = 0; i < 2; i++) {
+		if (p->handoff[i] != -1)
+			close(p->handoff[i]);
+		p->handoff[i] = -1;
+	}
 	free(p->workers);
 	free(p->groups);
 	free(p->slow_marks);
@@ -854,6 +860,7 @@ pool_open(struct pool *p, const struct pool_conf *pc, const struct conf *c,
 	p->binary = binary;
 	p->state = POOL_NEW;
 	p->slowlog_fd = -1;
+	p->handoff[0] = p->handoff[1] = -1;
 	p->sock.fd = -1;
 	p->sb.fd = -1;
 	p->start_us = realtime_us();
@@ -880,6 +887,16 @@ pool_open(struct pool *p, const struct pool_conf *pc, const struct conf *c,
 	if (pc->slowlog != NULL && (p->slowlog_fd = open(pc->slowlog,
 	    O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0640)) == -1) {
 		log_error(name, 0, "slowlog %s: %s", pc->slowlog, strerror(errno));
+		goto fail;
+	}
+	/*
+	 * With more than one worker: a worker whose threads are all busy
+	 * passes a kept connection that became readable to one waiting idle.
+	 */
+	if (pc->max_children > 1 &&
+	    socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, p->handoff) == -1) {
+		log_error(name, 0, "cannot create the hand-off socket pair: %s",
+		    strerror(errno));
 		goto fail;
 	}
 	p->spawn_rate = 1;

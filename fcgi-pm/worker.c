@@ -8,8 +8,9 @@
  *
  * The child's fds: 0 the pool's listening socket (FCGI_LISTENSOCK_FILENO),
  * 1 and 2 one pipe whose read end the master watches, 3 the scoreboard
- * memfd, 4 the slowlog file when the pool has one, and for a pool's
- * preload process (preload.c) 5 its control socket.  Nothing else.
+ * memfd, 4 the slowlog file when the pool has one, for a pool's preload
+ * process (preload.c) 5 its control socket, and 6 and 7 the pool's
+ * hand-off socket pair when it has more than one worker.  Nothing else.
  */
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -33,6 +34,8 @@
 #define CHILD_FD_SCOREBOARD	3
 #define CHILD_FD_SLOWLOG	4
 #define CHILD_FD_CONTROL	5
+#define CHILD_FD_HANDOFF_TX	6
+#define CHILD_FD_HANDOFF_RX	7
 #define DEFAULT_PATH		"PATH=/usr/local/bin:/usr/bin:/bin"
 
 extern char **environ;
@@ -219,6 +222,10 @@ build_argv(struct strv *av, const struct worker *w, const char *binary, bool pre
 	}
 	strv_add(av, strdup("--scoreboard"));
 	strv_addf(av, "%d:%d", CHILD_FD_SCOREBOARD, preload ? 0 : w->slot);
+	if (w->pool->handoff[0] != -1) {
+		strv_add(av, strdup("--handoff"));
+		strv_addf(av, "%d:%d", CHILD_FD_HANDOFF_TX, CHILD_FD_HANDOFF_RX);
+	}
 	if (w->pool->slowlog_fd != -1) {
 		strv_add(av, strdup("--slowlog-fd"));
 		strv_addf(av, "%d", CHILD_FD_SLOWLOG);
@@ -314,7 +321,7 @@ child_exec(const struct worker *w, int pipe_w, int ctl, const char *binary, char
 {
 	const struct pool *p = w->pool;
 	const struct pool_conf *pc = p->conf;
-	int lfd, out, sbfd, slow = -1, cfd = -1;
+	int lfd, out, sbfd, slow = -1, cfd = -1, htx = -1, hrx = -1;
 	struct sigaction sa;
 	struct rlimit rl;
 	sigset_t none;
@@ -337,15 +344,26 @@ child_exec(const struct worker *w, int pipe_w, int ctl, const char *binary, char
 	    (sbfd = fcntl(p->sb.fd, F_DUPFD_CLOEXEC, 10)) == -1 ||
 	    (p->slowlog_fd != -1 &&
 	    (slow = fcntl(p->slowlog_fd, F_DUPFD_CLOEXEC, 10)) == -1) ||
-	    (ctl != -1 && (cfd = fcntl(ctl, F_DUPFD_CLOEXEC, 10)) == -1))
+	    (ctl != -1 && (cfd = fcntl(ctl, F_DUPFD_CLOEXEC, 10)) == -1) ||
+	    (p->handoff[0] != -1 &&
+	    ((htx = fcntl(p->handoff[0], F_DUPFD_CLOEXEC, 10)) == -1 ||
+	    (hrx = fcntl(p->handoff[1], F_DUPFD_CLOEXEC, 10)) == -1)))
 		child_fail("duplicate the worker's fds", NULL, NULL, errno);
 	if (dup2(lfd, 0) == -1 || dup2(sbfd, CHILD_FD_SCOREBOARD) == -1 ||
 	    (slow != -1 && dup2(slow, CHILD_FD_SLOWLOG) == -1) ||
-	    (cfd != -1 && dup2(cfd, CHILD_FD_CONTROL) == -1))
+	    (cfd != -1 && dup2(cfd, CHILD_FD_CONTROL) == -1) ||
+	    (htx != -1 && (dup2(htx, CHILD_FD_HANDOFF_TX) == -1 ||
+	    dup2(hrx, CHILD_FD_HANDOFF_RX) == -1)))
 		child_fail("set up the worker's fds", NULL, NULL, errno);
-	close_range(cfd != -1 ? CHILD_FD_CONTROL + 1 : CHILD_FD_SLOWLOG + 1, ~0U, 0);
+	close_range(CHILD_FD_HANDOFF_RX + 1, ~0U, 0);
 	if (slow == -1)
 		close(CHILD_FD_SLOWLOG);
+	if (cfd == -1)
+		close(CHILD_FD_CONTROL);
+	if (htx == -1) {
+		close(CHILD_FD_HANDOFF_TX);
+		close(CHILD_FD_HANDOFF_RX);
+	}
 
 	if (pc->umask >= 0)
 		umask((mode_t)pc->umask);

@@ -21,6 +21,7 @@ import fcgiclient as fc
 
 ECHO = os.environ.get("FCGI_ECHO_BIN") or os.path.join(harness.BUILD, "tests", "unit", "fcgi-echo")
 SB_THREAD_BUSY = 2         # enum sb_thread_state in fcgi-pm/scoreboard.h
+SLOT_HEAD = 64             # sizeof(struct sb_slot) there
 
 
 class Worker(harness.Proc):
@@ -644,10 +645,10 @@ class Lifecycle(harness.TestCase):
         self.assertIn(b"ERROR: stub: cannot import", p.stdout)
         self.assertIn(b"ERROR: Traceback", p.stdout)    # multi-line -> one prefix per line
 
-    # fcgi-pm/scoreboard.h v3: a slot header of 56 bytes (queue_timeouts,
-    # peer_gone), threads of 344 (thread_id after state)
-    def scoreboard(self, nslots=2, nthreads=2, magic=0x46435042, version=3):
-        slot_size = (56 + nthreads * 344 + 63) & ~63
+    # fcgi-pm/scoreboard.h v4: a slot header of SLOT_HEAD bytes
+    # (queue_timeouts, peer_gone, idle_threads), threads of 344
+    def scoreboard(self, nslots=2, nthreads=2, magic=0x46435042, version=4):
+        slot_size = (SLOT_HEAD + nthreads * 344 + 63) & ~63
         size = 64 + nslots * slot_size
         fd = os.memfd_create("sb", 0)
         os.ftruncate(fd, size)
@@ -657,7 +658,7 @@ class Lifecycle(harness.TestCase):
 
     @staticmethod
     def thread_state(m, slot_size, slot, thread):
-        return struct.unpack_from("=I", m, 64 + slot * slot_size + 56 + thread * 344 + 4)[0]
+        return struct.unpack_from("=I", m, 64 + slot * slot_size + SLOT_HEAD + thread * 344 + 4)[0]
 
     def test_scoreboard_slot_is_filled(self):
         fd, m, ss = self.scoreboard()
@@ -675,7 +676,7 @@ class Lifecycle(harness.TestCase):
         total = 0
         uris = []
         for t in range(2):
-            tb = base + 56 + t * 344
+            tb = base + SLOT_HEAD + t * 344
             tseq, tstate, tid, treqs, rstart, clen = struct.unpack_from("=IIQQQQ", m, tb)
             method = m[tb + 40:tb + 56].split(b"\0")[0]
             uri = m[tb + 56:tb + 312].split(b"\0")[0]

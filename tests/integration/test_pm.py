@@ -66,6 +66,15 @@ class PmCase(harness.TestCase):
         t.start()
         return t, out
 
+    def kept_request(self, sock, path):
+        """PATH on the kept FastCGI connection SOCK: the pid that answered."""
+        fcgiclient.request(sock, params={"PATH_INFO": path, "REQUEST_URI": path},
+                           keep=True)
+        out, err, app, proto = fcgiclient.response(sock)
+        self.assertEqual(proto, 0)
+        self.assertIn(b"200 OK", out.split(b"\r\n", 1)[0])
+        return int(out.rsplit(b"\r\n\r\n", 1)[1])
+
     def assert_all_200(self, results):
         bad = [r if isinstance(r, Exception) else (r.status, r.text[:200])
                for r in results if isinstance(r, Exception) or r.status != 200]
@@ -307,14 +316,6 @@ class KeptAlive(PmCase):
     connection (fastcgi_keep_conn on) is idle: no request timeout applies,
     and ondemand stops its worker after process_idle_timeout."""
 
-    def kept_request(self, sock, path):
-        fcgiclient.request(sock, params={"PATH_INFO": path, "REQUEST_URI": path},
-                           keep=True)
-        out, err, app, proto = fcgiclient.response(sock)
-        self.assertEqual(proto, 0)
-        self.assertIn(b"200 OK", out.split(b"\r\n", 1)[0])
-        return int(out.rsplit(b"\r\n\r\n", 1)[1])
-
     def test_no_request_timeout_applies_to_an_idle_kept_connection(self):
         self.start(max_children=1, request_terminate_timeout=Raw("1s"),
                    keepalive_timeout=Raw("30s"))
@@ -341,6 +342,55 @@ class KeptAlive(PmCase):
             self.assertEqual(sock.recv(1), b"")
         finally:
             sock.close()
+
+
+class HandOff(PmCase):
+    """A kept connection that becomes readable while its worker's only
+    thread is busy goes to a worker waiting idle, not into a queue behind
+    the busy one (fcgi.c's handoff_extra)."""
+
+    def kept_sockets_on_one_worker(self, n, tries=40):
+        """N kept connections whose first request the same worker served:
+        [(sock, pid)]."""
+        by_pid = {}
+        for _ in range(tries):
+            s = fcgiclient.connect(self.pm.socket("pm"), timeout=30)
+            by_pid.setdefault(self.kept_request(s, "/pid"), []).append(s)
+            pid, socks = max(by_pid.items(), key=lambda kv: len(kv[1]))
+            if len(socks) >= n:
+                for other in by_pid.values():
+                    for s in other:
+                        if s not in socks[:n]:
+                            s.close()
+                return pid, socks[:n]
+        self.fail("no worker took %d of %d connections" % (n, tries))
+
+    def test_ready_kept_connection_goes_to_an_idle_worker(self):
+        self.start(max_children=2, keepalive_timeout=Raw("60s"))
+        a, (k0, k1, k2) = self.kept_sockets_on_one_worker(3)
+        b = [p for p in self.workers() if p != a]
+        self.assertEqual(len(b), 1)
+        t0 = time.monotonic()
+        # A's only thread sleeps on k0; k1 and k2 become ready behind it
+        for k in (k0, k1, k2):
+            fcgiclient.request(k, params={"PATH_INFO": "/sleep", "REQUEST_URI": "/sleep",
+                                          "QUERY_STRING": "s=1"}, keep=True)
+            time.sleep(0.1)
+        pids = []
+        for k in (k0, k1, k2):
+            out, err, app, proto = fcgiclient.response(k)
+            self.assertEqual(proto, 0)
+            pids.append(int(out.rsplit(b"\r\n\r\n", 1)[1]))
+        elapsed = time.monotonic() - t0
+        # k1 or k2 went to B, which was idle: 2 s instead of 3 s in a row on A
+        self.assertEqual(pids[0], a)
+        self.assertEqual(sorted(pids[1:]), sorted([a, b[0]]))
+        self.assertLess(elapsed, 2.8)
+        # the connection moved with its request: its next one is served too
+        for k in (k1, k2):
+            self.assertIn(self.kept_request(k, "/pid"), (a, b[0]))
+            k.close()
+        k0.close()
 
 
 class MaxChildren(PmCase):
