@@ -440,11 +440,11 @@ class FcgiPmBaseline(FcgiPm):
 class FcgiPmKeep(Server):
     key, label = "fcgi-pm-keepalive", "fcgi-pm keep-alive"
     shares = "fcgi-pm"
+    upstream_name = "fcgipm_keep"
     note = ("same fcgi-pm pool, through `fastcgi_keep_conn on` and an upstream "
             "`keepalive {keepalive}` per nginx worker")
 
     def location(self):
-        base = self.ctx.servers_by_key["fcgi-pm"]
         return """
     location / {
 %s
@@ -452,16 +452,26 @@ class FcgiPmKeep(Server):
         fastcgi_param PATH_INFO $uri;
         fastcgi_keep_conn on;
         fastcgi_read_timeout 10s;
-        fastcgi_pass fcgipm_keep;
+        fastcgi_pass %s;
     }
-""" % (fastcgi_params(),)
+""" % (fastcgi_params(), self.upstream_name)
 
     def upstream(self):
-        base = self.ctx.servers_by_key["fcgi-pm"]
+        base = self.ctx.servers_by_key[self.shares]
         # nginx must drop an idle kept connection before fcgi-pm does (60 s by default)
-        return ("upstream fcgipm_keep { server unix:%s; keepalive %d; "
+        return ("upstream %s { server unix:%s; keepalive %d; "
                 "keepalive_timeout 30s; }\n") % (
-            base.path, self.ctx.args.upstream_keepalive)
+            self.upstream_name, base.path, self.ctx.args.upstream_keepalive)
+
+
+class FcgiPmBaselineKeep(FcgiPmKeep):
+    """The --baseline revision's pool through keep-alive: before/after of a
+    change to the keep-alive path."""
+    key, label = "fcgi-pm-baseline-keepalive", "fcgi-pm baseline keep-alive"
+    shares = "fcgi-pm-baseline"
+    upstream_name = "fcgipm_baseline_keep"
+    note = ("the `--baseline` pool, through `fastcgi_keep_conn on` and an upstream "
+            "`keepalive {keepalive}` per nginx worker")
 
 
 def uwsgi_argv(self, name, extra):
@@ -591,8 +601,8 @@ pm.max_children = {w}
 """ % (fastcgi_params(), PHPDIR, self.path)
 
 
-SERVER_CLASSES = [NginxCeiling, FcgiPm, FcgiPmKeep, FcgiPmBaseline, UwsgiFcgi, UwsgiNative,
-                  Gunicorn, PhpFpm]
+SERVER_CLASSES = [NginxCeiling, FcgiPm, FcgiPmKeep, FcgiPmBaseline, FcgiPmBaselineKeep,
+                  UwsgiFcgi, UwsgiNative, Gunicorn, PhpFpm]
 BASELINE = "uwsgi-fastcgi"
 CEILING = "nginx"
 
@@ -1111,7 +1121,8 @@ def targets_section(ctx, summ):
     return L
 
 
-PROFILED = ("fcgi-pm", "fcgi-pm-keepalive", "fcgi-pm-baseline", "uwsgi-fastcgi", "uwsgi-native")
+PROFILED = ("fcgi-pm", "fcgi-pm-keepalive", "fcgi-pm-baseline", "fcgi-pm-baseline-keepalive",
+            "uwsgi-fastcgi", "uwsgi-native")
 
 
 def profile_servers(ctx, seconds=10):
@@ -1222,7 +1233,8 @@ def chart(ctx, summ, started):
     fig, axes = plt.subplots(2, len(apps), figsize=(4.2 * len(apps), 7.5), squeeze=False)
     colors = {"nginx": "#999999", "fcgi-pm": "#1f77b4", "fcgi-pm-keepalive": "#17becf",
               "uwsgi-fastcgi": "#ff7f0e", "uwsgi-native": "#ffbb78", "gunicorn": "#2ca02c",
-              "php-fpm": "#9467bd", "fcgi-pm-baseline": "#aec7e8"}
+              "php-fpm": "#9467bd", "fcgi-pm-baseline": "#aec7e8",
+              "fcgi-pm-baseline-keepalive": "#c5b0d5"}
     for i, app in enumerate(apps):
         rows = [(s, summ[(s.key, app)]) for s in ctx.servers
                 if (s.key, app) in summ and "rps" in summ[(s.key, app)]]
@@ -1284,7 +1296,7 @@ def parse_args(argv):
     p.add_argument("--upstream-keepalive", type=int, default=4,
                    help="nginx upstream keepalive for the fcgi-pm keep-alive variant")
     p.add_argument("--servers", default=",".join(c.key for c in SERVER_CLASSES
-                                                 if c is not FcgiPmBaseline),
+                                                 if c.key.find("baseline") == -1),
                    help="comma list of: " + ", ".join(c.key for c in SERVER_CLASSES))
     p.add_argument("--apps", default=",".join(APPS), help="comma list of: " + ", ".join(APPS))
     p.add_argument("--preload", action="store_true",
@@ -1330,6 +1342,8 @@ def parse_args(argv):
     if "fcgi-pm-keepalive" in a.servers and "fcgi-pm" not in a.servers:
         a.servers.insert(0, "fcgi-pm")
     if a.baseline and "fcgi-pm-baseline" not in a.servers:
+        a.servers.append("fcgi-pm-baseline")
+    if "fcgi-pm-baseline-keepalive" in a.servers and "fcgi-pm-baseline" not in a.servers:
         a.servers.append("fcgi-pm-baseline")
     a.servers.sort(key=[c.key for c in SERVER_CLASSES].index)
     a.md = os.path.join(a.out, "results.md")
