@@ -304,6 +304,9 @@ static struct {
 	long keepalive_ms;
 	_Atomic uint64_t *dropped;	/* the scoreboard's peer_gone, or NULL */
 	const struct fcgi_handoff *handoff;	/* NULL: standalone */
+	int watch_fd;		/* eventfd: wakes the watcher (fcgi_watch()) */
+	_Atomic int nwaiting;	/* request threads waiting for work (with hand-off) */
+	_Atomic bool watching;	/* the watcher runs: every thread was busy */
 	struct fcgi_values values;
 	pthread_mutex_t lock;	/* guards slots[], nidle, and the epoll_ctl calls on them */
 	struct slot *slots;
@@ -311,7 +314,7 @@ static struct {
 	unsigned nidle;
 	unsigned npending;	/* parked slots with pending set (under lock) */
 	_Atomic bool stopping;
-} srv = { .ep = -1, .listen_fd = -1, .stop_fd = -1,
+} srv = { .ep = -1, .listen_fd = -1, .stop_fd = -1, .watch_fd = -1,
 	  .lock = PTHREAD_MUTEX_INITIALIZER };
 
 /* One address of FCGI_WEB_SERVER_ADDRS; IPv4 kept as ::ffff:a.b.c.d. */
@@ -492,6 +495,10 @@ fcgi_server_init(const struct fcgi_server_conf *conf)
 		}
 		if (rc == -1) {
 			wlog(WLOG_ERROR, "fcgi: epoll_ctl hand-off socket: %s", strerror(errno));
+			return -1;
+		}
+		if ((srv.watch_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) == -1) {
+			wlog(WLOG_ERROR, "fcgi: eventfd: %s", strerror(errno));
 			return -1;
 		}
 	}
@@ -748,49 +755,6 @@ static void conn_restore(struct conn *c, const struct partial *p, uint64_t deadl
 
 /* ----------------------------------------------------------- hand-off */
 
-/*
- * Does a thread of another process of the pool wait with nothing to do?
- * The counters move as threads block and wake; read in this order a
- * sibling thread going idle at the same time is never taken for another
- * process (see wait_events()).
- */
-static bool
-others_idle(void)
-{
-	int32_t own, pool;
-
-	if (srv.handoff == NULL || atomic_load(&srv.stopping))
-		return false;
-	own = (int32_t)atomic_load_explicit(srv.handoff->own_idle, memory_order_relaxed);
-	pool = (int32_t)atomic_load_explicit(srv.handoff->pool_idle, memory_order_relaxed);
-	return pool - own > 0;
-}
-
-/*
- * epoll_wait for up to MAX events.  With hand-off, a thread that finds
- * nothing ready counts itself idle while it blocks, so that busy workers
- * of the pool pass it their ready connections.  Counting only a thread
- * that is really waiting keeps a saturated pool from handing off at all.
- */
-static int
-wait_events(struct epoll_event *ev, int max, int timeout_ms)
-{
-	const struct fcgi_handoff *h = srv.handoff;
-	int n;
-
-	if (h == NULL || timeout_ms == 0)
-		return epoll_wait(srv.ep, ev, max, timeout_ms);
-	if ((n = epoll_wait(srv.ep, ev, max, 0)) != 0)
-		return n;
-	/* own first, pool last; back in reverse: pool - own never counts us */
-	atomic_fetch_add(h->own_idle, 1);
-	atomic_fetch_add(h->pool_idle, 1);
-	n = epoll_wait(srv.ep, ev, max, timeout_ms);
-	atomic_fetch_sub(h->pool_idle, 1);
-	atomic_fetch_sub(h->own_idle, 1);
-	return n;
-}
-
 /* Pass connection FD (ready with EVENTS) to the pool.  0, or -1 (EAGAIN: full). */
 static int
 handoff_send(int fd, uint32_t events)
@@ -851,15 +815,14 @@ handoff_recv(uint32_t *events)
 }
 
 /*
- * EV is a second event a thread took with the one it serves.  If it is a
- * kept connection waiting for nothing but a thread, and a thread of
- * another process of the pool waits idle, pass the connection there
- * rather than keep it waiting for this thread.  Anything else goes back
- * as it was: the fixed keys are level-triggered and come again, and a
+ * EV was taken from epoll by the watcher (fcgi_watch()) while every
+ * request thread of this process is busy.  A kept connection waiting
+ * for nothing but a thread goes to the pool; anything else goes back as
+ * it was: the fixed keys are level-triggered and come again, and a
  * connection is re-armed (EPOLLONESHOT took it out).
  */
 static void
-handoff_extra(const struct epoll_event *ev)
+handoff_or_rearm(const struct epoll_event *ev)
 {
 	uint32_t fd = (uint32_t)ev->data.u64, gen = (uint32_t)(ev->data.u64 >> 32);
 	struct epoll_event again = { .events = EPOLLIN | EPOLLRDHUP | EPOLLONESHOT,
@@ -874,8 +837,8 @@ handoff_extra(const struct epoll_event *ev)
 		pthread_mutex_unlock(&srv.lock);	/* swept or closed meanwhile */
 		return;
 	}
-	if (!s->linger && !s->pending && s->partial == NULL && others_idle() &&
-	    handoff_send((int)fd, ev->events) == 0) {
+	if (!s->linger && !s->pending && s->partial == NULL &&
+	    !atomic_load(&srv.stopping) && handoff_send((int)fd, ev->events) == 0) {
 		/* the message holds the connection now: forget our fd */
 		epoll_ctl(srv.ep, EPOLL_CTL_DEL, (int)fd, NULL);
 		s->registered = false;
@@ -890,6 +853,37 @@ handoff_extra(const struct epoll_event *ev)
 }
 
 /*
+ * A request thread just took work.  If that left no thread of this
+ * process waiting, make sure the watcher runs (fcgi_watch()): a request
+ * on one of our kept connections would otherwise wait for one of ours.
+ * Costs a syscall only when the watcher was not running already.
+ */
+static void
+watch_poke(void)
+{
+	uint64_t one = 1;
+
+	if (srv.handoff != NULL && atomic_load(&srv.nwaiting) == 0 &&
+	    !atomic_load(&srv.watching) && !atomic_exchange(&srv.watching, true) &&
+	    write(srv.watch_fd, &one, sizeof(one)) == -1)
+		wlog(WLOG_ERROR, "fcgi: watch eventfd: %s", strerror(errno));
+}
+
+/* Hand off every kept connection that is ready while all threads are busy. */
+static void
+handoff_ready(void)
+{
+	struct epoll_event ev[16];
+	int i, n;
+
+	if (atomic_load(&srv.stopping))
+		return;
+	n = epoll_wait(srv.ep, ev, 16, 0);
+	for (i = 0; i < n; i++)
+		handoff_or_rearm(&ev[i]);
+}
+
+/*
  * Wait until C holds a connection with bytes to read.  A connection with
  * nothing to read yet (accepted before the peer wrote) gets FRESH_WAIT_MS,
  * then is parked rather than waited on, so a peer that connects and sends
@@ -901,7 +895,7 @@ handoff_extra(const struct epoll_event *ev)
 static int
 conn_wait_ms(struct conn *c, int timeout_ms)
 {
-	struct epoll_event ev, evs[2];
+	struct epoll_event ev;
 	struct partial *p = NULL;
 	uint64_t deadline = 0;
 	bool linger = false;
@@ -927,18 +921,11 @@ conn_wait_ms(struct conn *c, int timeout_ms)
 				goto accepted;
 			c->accept_hot = false;
 		}
-		/*
-		 * With another worker idle, take two: the second goes there
-		 * (handoff_extra) instead of waiting for this thread.
-		 */
-		if ((n = wait_events(evs, others_idle() ? 2 : 1, timeout_ms)) < 1) {
+		if ((n = epoll_wait(srv.ep, &ev, 1, timeout_ms)) != 1) {
 			if (n == 0)
 				return -1;
 			continue;
 		}
-		if (n == 2)
-			handoff_extra(&evs[1]);
-		ev = evs[0];
 		c->accept_streak = 0;
 		if (ev.data.u64 == KEY_STOP) {
 			uint64_t v;
@@ -1522,6 +1509,25 @@ fcgi_dropped_count(void)
 }
 
 /*
+ * conn_wait_ms() for a request thread, counted in srv.nwaiting for the
+ * watcher (with hand-off): the thread is free while it waits.
+ */
+static int
+wait_for_work(struct conn *c)
+{
+	int rc;
+
+	if (srv.handoff == NULL)
+		return conn_wait_ms(c, -1);
+	atomic_fetch_add(&srv.nwaiting, 1);
+	rc = conn_wait_ms(c, -1);
+	atomic_fetch_sub(&srv.nwaiting, 1);
+	if (rc == 0)
+		watch_poke();
+	return rc;
+}
+
+/*
  * Wait for C to hold a request; see fcgi.h.  A request complete whose
  * peer already closed (nginx closes its upstream connection when the
  * client gives up while the request waits in the listen queue) is
@@ -1532,7 +1538,7 @@ fcgi_next(struct conn *c)
 {
 	for (;;) {
 		/* Stopping: bytes of a next request already here are served too. */
-		if (c->fd == -1 && conn_wait_ms(c, -1) == -1)
+		if (c->fd == -1 && wait_for_work(c) == -1)
 			return NULL;
 		switch (read_request(c)) {
 		case 0:
@@ -1952,6 +1958,41 @@ fcgi_stop(void)
 	sweep(false, true);
 	if (srv.stop_fd != -1 && write(srv.stop_fd, &one, sizeof(one)) == -1)
 		wlog(WLOG_ERROR, "fcgi: stop eventfd: %s", strerror(errno));
+}
+
+/* The watcher's wake-up fd, -1 without hand-off; see fcgi.h. */
+int
+fcgi_watch_fd(void)
+{
+	return srv.watch_fd;
+}
+
+/*
+ * The watcher, on the main thread; see fcgi.h.  While every request
+ * thread is busy it hands off, every FCGI_WATCH_MS, the kept connections
+ * that became ready; it stops once a thread waits again (and restarts at
+ * the next watch_poke()).  Cleared, then checked again: a thread that
+ * found it running just before it stopped did not poke.
+ */
+int
+fcgi_watch(void)
+{
+	uint64_t v;
+
+	if (srv.handoff == NULL)
+		return -1;
+	if (read(srv.watch_fd, &v, sizeof(v)) == -1 && errno != EAGAIN)
+		wlog(WLOG_ERROR, "fcgi: watch eventfd: %s", strerror(errno));
+	if (!atomic_load(&srv.watching))
+		return -1;
+	if (atomic_load(&srv.nwaiting) == 0) {
+		handoff_ready();
+		return FCGI_WATCH_MS;
+	}
+	atomic_store(&srv.watching, false);
+	if (atomic_load(&srv.nwaiting) == 0 && !atomic_exchange(&srv.watching, true))
+		return FCGI_WATCH_MS;
+	return -1;
 }
 
 /* Connections handed off to another process; see fcgi.h. */

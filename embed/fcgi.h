@@ -104,14 +104,16 @@ ssize_t fcgi_get_values_build(const uint8_t *q, size_t qlen,
 
 /*
  * Hand-off between the worker processes of one pool: a kept connection
- * that became readable while its process is busy goes, through a socket
- * pair shared by the pool, to a process with a thread waiting idle.
+ * that became readable while every thread of its process is busy goes,
+ * through a socket pair shared by the pool, to the first thread of the
+ * pool that waits for work (see fcgi_watch()).
  */
 struct fcgi_handoff {
 	int tx, rx;			/* the pool's socket pair: send on tx, receive on rx */
-	_Atomic uint32_t *pool_idle;	/* threads of the pool waiting with nothing ready */
-	_Atomic uint32_t *own_idle;	/* of them, this process's */
 };
+
+/* How often the watcher looks while every request thread is busy. */
+#define FCGI_WATCH_MS	5
 
 struct fcgi_server_conf {
 	int listen_fd;			/* non-blocking listening socket */
@@ -193,6 +195,17 @@ unsigned long fcgi_dropped_count(void);
 
 /* Kept connections this process handed off to another of its pool. */
 unsigned long fcgi_handoff_count(void);
+
+/*
+ * The watcher, for the main thread (with a hand-off pair; without, the
+ * fd is -1 and fcgi_watch() returns -1).  Poll fcgi_watch_fd() for
+ * reading and call fcgi_watch() after every poll: it hands off the kept
+ * connections that wait while every request thread is busy, and returns
+ * the poll timeout it needs in ms (FCGI_WATCH_MS while it watches), or
+ * -1 when it needs none until fcgi_watch_fd() wakes it.
+ */
+int fcgi_watch_fd(void);
+int fcgi_watch(void);
 
 /* ------------------------------------------------------------- log.c */
 

@@ -54,7 +54,6 @@ static struct worker_opts opts = {
 };
 const struct worker_opts *worker_opts = &opts;
 
-static struct sb_header *sb_hdr;	/* the pool's scoreboard, NULL standalone */
 static struct sb_slot *sb;		/* our scoreboard slot, NULL standalone */
 static struct fcgi_handoff handoff = { .tx = -1, .rx = -1 };	/* --handoff */
 static pthread_mutex_t sb_lock = PTHREAD_MUTEX_INITIALIZER; /* one writer at a time on sb->seq */
@@ -108,6 +107,16 @@ rss_read_kb(void)
 	return (uint64_t)res * (uint64_t)(sysconf(_SC_PAGESIZE) / 1024);
 }
 
+/* CLOCK_MONOTONIC_COARSE in ms: vDSO, no syscall, a few ms coarse. */
+static uint64_t
+mono_coarse_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
 /*
  * RSS in KB after a request, read from /proc at most every RSS_SAMPLE_MS
  * (with the peak RSS for the scoreboard): reading /proc/self/statm and
@@ -117,12 +126,9 @@ rss_read_kb(void)
 static uint64_t
 rss_kb(void)
 {
-	struct timespec ts;
 	struct rusage ru;
-	uint64_t now, last;
+	uint64_t now = mono_coarse_ms(), last;
 
-	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);	/* vDSO, no syscall */
-	now = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 	last = atomic_load(&rss_sampled_ms);
 	if (last != 0 && now - last < RSS_SAMPLE_MS)
 		return atomic_load(&rss_last_kb);
@@ -156,7 +162,7 @@ usage(FILE *f)
 "  --queue-timeout MS      answer 503 to requests queued longer (REQUEST_START)\n"
 "  --scoreboard FD:SLOT    scoreboard memfd and slot (under fcgi-pm)\n"
 "  --handoff TX:RX         the pool's socket pair for passing ready kept\n"
-"                          connections between workers (with --scoreboard)\n"
+"                          connections between workers (under fcgi-pm)\n"
 "  --slowlog-fd FD         where slow-request tracebacks go (SIGUSR2)\n"
 "  --preload=FD            import the app once, fork workers on the master's\n"
 "                          commands on control socket FD (under fcgi-pm)\n"
@@ -351,27 +357,21 @@ scoreboard_attach(void)
 		exit(EXIT_CONFIG);
 	}
 	sb = sb_slot_at(h, (uint32_t)opts.scoreboard_slot);
-	sb_hdr = h;
 }
 
-/*
- * The --handoff pair, once the scoreboard is there to count idle threads
- * in; NULL without.  Exits 78 if they are not sockets.
- */
+/* The --handoff pair, or NULL.  Exits 78 if they are not sockets. */
 static const struct fcgi_handoff *
 handoff_attach(void)
 {
 	struct stat a, b;
 
-	if (handoff.tx == -1 || sb == NULL)
+	if (handoff.tx == -1)
 		return NULL;
 	if (fstat(handoff.tx, &a) == -1 || fstat(handoff.rx, &b) == -1 ||
 	    !S_ISSOCK(a.st_mode) || !S_ISSOCK(b.st_mode)) {
 		wlog(WLOG_ERROR, "--handoff %d:%d: not a socket pair", handoff.tx, handoff.rx);
 		exit(EXIT_CONFIG);
 	}
-	handoff.pool_idle = &sb_hdr->idle_threads;
-	handoff.own_idle = &sb->idle_threads;
 	return &handoff;
 }
 
@@ -621,11 +621,12 @@ main(int argc, char **argv)
 {
 	struct fcgi_server_conf sc;
 	struct signalfd_siginfo si;
-	struct pollfd pfd[2];
+	struct pollfd pfd[3];
 	struct thread *threads;
 	sigset_t mask;
 	socklen_t len;
-	int i, listening = 0, timeout;
+	int i, listening = 0, sweep_ms, watch_ms = -1;
+	uint64_t next_sweep = 0;
 	const char *dbg;
 	bool preloaded;
 
@@ -728,23 +729,31 @@ main(int argc, char **argv)
 	    opts.module, opts.threads);
 
 	/* The sweeper wakes often enough to close idle connections on time. */
-	timeout = (int)(opts.keepalive_timeout_ms / 4);
-	if (timeout > 1000)
-		timeout = 1000;
-	if (timeout < 50)
-		timeout = 50;
+	sweep_ms = (int)(opts.keepalive_timeout_ms / 4);
+	if (sweep_ms > 1000)
+		sweep_ms = 1000;
+	if (sweep_ms < 50)
+		sweep_ms = 50;
 	pfd[0].fd = sig_fd;
 	pfd[0].events = POLLIN;
 	pfd[1].fd = wake_fd;
 	pfd[1].events = POLLIN;
+	/* The hand-off watcher (fcgi.h): -1 without a pool to hand off to. */
+	pfd[2].fd = fcgi_watch_fd();
+	pfd[2].events = POLLIN;
 	for (;;) {
-		if (poll(pfd, 2, timeout) == -1) {
+		if (poll(pfd, 3, watch_ms != -1 && watch_ms < sweep_ms ? watch_ms : sweep_ms) == -1) {
 			if (errno == EINTR)	/* SIGUSR2 (slowlog) lands here too */
 				continue;
 			wlog(WLOG_ERROR, "poll: %s", strerror(errno));
 			_exit(EXIT_OSERR);
 		}
-		fcgi_sweep(false);
+		watch_ms = fcgi_watch();
+		/* the watcher wakes us every few ms: the sweep needs no more than its own pace */
+		if (mono_coarse_ms() >= next_sweep) {
+			fcgi_sweep(false);
+			next_sweep = mono_coarse_ms() + (uint64_t)sweep_ms;
+		}
 		if (pfd[1].revents & POLLIN) {
 			if (atomic_load(&stop_reason) == STOP_MAX_REQUESTS)
 				wlog(WLOG_NOTICE, "served max_requests (%ld): exiting gracefully",

@@ -79,20 +79,6 @@ now_us(void)
 }
 
 /*
- * Take a dead worker's idle threads out of the pool's count: one killed
- * while its threads waited never counted them out (see fcgi.c's
- * wait_events()).  Safe to call twice.
- */
-static void
-idle_forget(struct scoreboard *sb, struct sb_slot *s)
-{
-	uint32_t n = atomic_exchange(&s->idle_threads, 0);
-
-	if (n > 0)
-		atomic_fetch_sub(&sb->hdr->idle_threads, n);
-}
-
-/*
  * Give SLOT to a worker about to be forked: clear it, bump its generation,
  * state STARTING.  The worker fills in its pid itself.  Call only while no
  * live process owns SLOT.
@@ -103,7 +89,6 @@ sb_slot_assign(struct scoreboard *sb, uint32_t slot)
 	struct sb_slot *s = sb_slot_at(sb->hdr, slot);
 	uint32_t gen = s->generation + 1;
 
-	idle_forget(sb, s);
 	sb_write_begin(&s->seq);
 	memset((char *)s + sizeof(s->seq), 0, sb->hdr->slot_size - sizeof(s->seq));
 	s->generation = gen;
@@ -118,7 +103,6 @@ sb_slot_release(struct scoreboard *sb, uint32_t slot)
 {
 	struct sb_slot *s = sb_slot_at(sb->hdr, slot);
 
-	idle_forget(sb, s);
 	sb_write_begin(&s->seq);
 	s->state = SB_WORKER_FREE;
 	s->pid = 0;

@@ -28,7 +28,7 @@
 #include <sys/types.h>
 
 #define SB_MAGIC	0x46435042u	/* "FCPB" */
-#define SB_VERSION	4u
+#define SB_VERSION	3u
 #define SB_METHOD_MAX	16
 #define SB_URI_MAX	256
 
@@ -53,8 +53,7 @@ struct sb_header {
 	uint32_t nslots;	/* max_children (+ spare for rolling restarts) */
 	uint32_t nthreads;	/* request threads per worker */
 	uint32_t slot_size;	/* bytes from one slot to the next */
-	_Atomic uint32_t idle_threads;	/* request threads of the pool waiting with
-					 * nothing ready: the sum of the slots' (v4) */
+	uint32_t reserved;
 };
 
 struct sb_thread {
@@ -85,9 +84,6 @@ struct sb_slot {
 	_Atomic uint64_t queue_timeouts; /* of them, answered 503 by queue_timeout */
 	_Atomic uint64_t peer_gone;	/* not among them: dropped unrun, the web
 					 * server had closed the connection (v3) */
-	_Atomic uint32_t idle_threads;	/* this process's share of the header's:
-					 * the master takes it back at release (v4) */
-	uint32_t reserved;
 	struct sb_thread threads[];	/* header->nthreads of them */
 };
 

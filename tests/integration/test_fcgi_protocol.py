@@ -21,7 +21,7 @@ import fcgiclient as fc
 
 ECHO = os.environ.get("FCGI_ECHO_BIN") or os.path.join(harness.BUILD, "tests", "unit", "fcgi-echo")
 SB_THREAD_BUSY = 2         # enum sb_thread_state in fcgi-pm/scoreboard.h
-SLOT_HEAD = 64             # sizeof(struct sb_slot) there
+SLOT_HEAD = 56             # sizeof(struct sb_slot) there
 
 
 class Worker(harness.Proc):
@@ -645,9 +645,9 @@ class Lifecycle(harness.TestCase):
         self.assertIn(b"ERROR: stub: cannot import", p.stdout)
         self.assertIn(b"ERROR: Traceback", p.stdout)    # multi-line -> one prefix per line
 
-    # fcgi-pm/scoreboard.h v4: a slot header of SLOT_HEAD bytes
-    # (queue_timeouts, peer_gone, idle_threads), threads of 344
-    def scoreboard(self, nslots=2, nthreads=2, magic=0x46435042, version=4):
+    # fcgi-pm/scoreboard.h v3: a slot header of SLOT_HEAD bytes
+    # (queue_timeouts, peer_gone), threads of 344 (thread_id after state)
+    def scoreboard(self, nslots=2, nthreads=2, magic=0x46435042, version=3):
         slot_size = (SLOT_HEAD + nthreads * 344 + 63) & ~63
         size = 64 + nslots * slot_size
         fd = os.memfd_create("sb", 0)

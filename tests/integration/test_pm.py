@@ -347,7 +347,7 @@ class KeptAlive(PmCase):
 class HandOff(PmCase):
     """A kept connection that becomes readable while its worker's only
     thread is busy goes to a worker waiting idle, not into a queue behind
-    the busy one (fcgi.c's handoff_extra)."""
+    the busy one (fcgi.c's watcher, fcgi_watch())."""
 
     def kept_sockets_on_one_worker(self, n, tries=40):
         """N kept connections whose first request the same worker served:
@@ -364,6 +364,27 @@ class HandOff(PmCase):
                             s.close()
                 return pid, socks[:n]
         self.fail("no worker took %d of %d connections" % (n, tries))
+
+    def test_request_behind_a_slow_one_is_served_by_the_idle_worker(self):
+        # the case users meet: a slow view holds the worker's only thread,
+        # and nginx sends the next request on a kept connection of that worker
+        self.start(max_children=2, keepalive_timeout=Raw("60s"))
+        a, (slow, fast) = self.kept_sockets_on_one_worker(2)
+        fcgiclient.request(slow, params={"PATH_INFO": "/sleep", "REQUEST_URI": "/sleep",
+                                         "QUERY_STRING": "s=3"}, keep=True)
+        time.sleep(0.3)
+        t0 = time.monotonic()
+        pid = self.kept_request(fast, "/pid")
+        waited = time.monotonic() - t0
+        self.assertNotEqual(pid, a)
+        self.assertLess(waited, 1.5)        # not the 2.7 s left of the slow one
+        out, err, app, proto = fcgiclient.response(slow)
+        self.assertEqual((proto, int(out.rsplit(b"\r\n\r\n", 1)[1])), (0, a))
+        # both connections go on, wherever they live now
+        self.assertIn(self.kept_request(slow, "/pid"), self.workers())
+        self.assertIn(self.kept_request(fast, "/pid"), self.workers())
+        slow.close()
+        fast.close()
 
     def test_ready_kept_connection_goes_to_an_idle_worker(self):
         self.start(max_children=2, keepalive_timeout=Raw("60s"))

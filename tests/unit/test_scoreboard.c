@@ -74,30 +74,6 @@ START_TEST(assign_bumps_generation_and_clears_the_last_worker)
 }
 END_TEST
 
-START_TEST(release_takes_a_dead_workers_idle_threads_out_of_the_pool_count)
-{
-	struct scoreboard sb;
-	struct sb_slot *a, *b;
-
-	ck_assert_int_eq(sb_create(&sb, "t", 2, 4), 0);
-	sb_slot_assign(&sb, 0);
-	sb_slot_assign(&sb, 1);
-	a = sb_slot_at(sb.hdr, 0);
-	b = sb_slot_at(sb.hdr, 1);
-	/* as fcgi.c's wait_events(): 3 of A's threads and 1 of B's wait */
-	atomic_store(&a->idle_threads, 3);
-	atomic_store(&b->idle_threads, 1);
-	atomic_store(&sb.hdr->idle_threads, 4);
-	/* A was killed while they waited: they never counted themselves out */
-	sb_slot_release(&sb, 0);
-	ck_assert_uint_eq(atomic_load(&sb.hdr->idle_threads), 1);
-	ck_assert_uint_eq(atomic_load(&a->idle_threads), 0);
-	sb_slot_assign(&sb, 0);		/* reusing the slot takes nothing twice */
-	ck_assert_uint_eq(atomic_load(&sb.hdr->idle_threads), 1);
-	sb_destroy(&sb);
-}
-END_TEST
-
 START_TEST(a_worker_mapping_the_fd_writes_what_the_master_reads)
 {
 	struct scoreboard sb;
@@ -153,7 +129,6 @@ scoreboard_suite(void)
 
 	tcase_add_test(tc, header_describes_the_layout);
 	tcase_add_test(tc, assign_bumps_generation_and_clears_the_last_worker);
-	tcase_add_test(tc, release_takes_a_dead_workers_idle_threads_out_of_the_pool_count);
 	tcase_add_test(tc, a_worker_mapping_the_fd_writes_what_the_master_reads);
 	tcase_add_test(tc, a_writer_that_died_mid_update_does_not_hang_the_reader);
 	suite_add_tcase(s, tc);
