@@ -816,13 +816,13 @@ handoff_recv(uint32_t *events)
 
 /*
  * EV was taken from epoll by the watcher (fcgi_watch()) while every
- * request thread of this process is busy.  A kept connection waiting
- * for nothing but a thread goes to the pool; anything else goes back as
- * it was: the fixed keys are level-triggered and come again, and a
- * connection is re-armed (EPOLLONESHOT took it out).
+ * request thread of this process is busy.  With PASS, a kept connection
+ * waiting for nothing but a thread goes to the pool; anything else goes
+ * back as it was: the fixed keys are level-triggered and come again,
+ * and a connection is re-armed (EPOLLONESHOT took it out).
  */
 static void
-handoff_or_rearm(const struct epoll_event *ev)
+handoff_or_rearm(const struct epoll_event *ev, bool pass)
 {
 	uint32_t fd = (uint32_t)ev->data.u64, gen = (uint32_t)(ev->data.u64 >> 32);
 	struct epoll_event again = { .events = EPOLLIN | EPOLLRDHUP | EPOLLONESHOT,
@@ -837,8 +837,8 @@ handoff_or_rearm(const struct epoll_event *ev)
 		pthread_mutex_unlock(&srv.lock);	/* swept or closed meanwhile */
 		return;
 	}
-	if (!s->linger && !s->pending && s->partial == NULL &&
-	    !atomic_load(&srv.stopping) && handoff_send((int)fd, ev->events) == 0) {
+	if (pass && !s->linger && !s->pending && s->partial == NULL &&
+	    handoff_send((int)fd, ev->events) == 0) {
 		/* the message holds the connection now: forget our fd */
 		epoll_ctl(srv.ep, EPOLL_CTL_DEL, (int)fd, NULL);
 		s->registered = false;
@@ -869,18 +869,29 @@ watch_poke(void)
 		wlog(WLOG_ERROR, "fcgi: watch eventfd: %s", strerror(errno));
 }
 
-/* Hand off every kept connection that is ready while all threads are busy. */
+/*
+ * Every request thread is busy: hand the kept connections that became
+ * ready to the threads of other processes that wait for work, one each;
+ * with none waiting, leave them (a saturated pool hands off nothing).
+ */
 static void
 handoff_ready(void)
 {
 	struct epoll_event ev[16];
+	unsigned idle;
 	int i, n;
 
-	if (atomic_load(&srv.stopping))
+	if (atomic_load(&srv.stopping) || (idle = srv.handoff->idle_elsewhere()) == 0)
 		return;
-	n = epoll_wait(srv.ep, ev, 16, 0);
-	for (i = 0; i < n; i++)
-		handoff_or_rearm(&ev[i]);
+	/* room for the three level-triggered fixed keys besides */
+	n = epoll_wait(srv.ep, ev, idle + 3 < 16 ? (int)idle + 3 : 16, 0);
+	for (i = 0; i < n; i++) {
+		if (ev[i].data.u64 >= KEY_HANDOFF)
+			continue;
+		handoff_or_rearm(&ev[i], idle > 0);
+		if (idle > 0)
+			idle--;
+	}
 }
 
 /*
@@ -1970,8 +1981,8 @@ fcgi_watch_fd(void)
 /*
  * The watcher, on the main thread; see fcgi.h.  While every request
  * thread is busy it hands off, every FCGI_WATCH_MS, the kept connections
- * that became ready; it stops once a thread waits again (and restarts at
- * the next watch_poke()).  Cleared, then checked again: a thread that
+ * that became ready to idle threads elsewhere; it stops once a thread
+ * waits again (and restarts at the next watch_poke()).  Cleared, then checked again: a thread that
  * found it running just before it stopped did not poke.
  */
 int

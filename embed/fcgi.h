@@ -105,11 +105,13 @@ ssize_t fcgi_get_values_build(const uint8_t *q, size_t qlen,
 /*
  * Hand-off between the worker processes of one pool: a kept connection
  * that became readable while every thread of its process is busy goes,
- * through a socket pair shared by the pool, to the first thread of the
- * pool that waits for work (see fcgi_watch()).
+ * through a socket pair shared by the pool, to a thread of another
+ * process that waits for work (see fcgi_watch()).
  */
 struct fcgi_handoff {
 	int tx, rx;			/* the pool's socket pair: send on tx, receive on rx */
+	/* threads of the pool's other processes waiting for work (the scoreboard) */
+	unsigned (*idle_elsewhere)(void);
 };
 
 /* How often the watcher looks while every request thread is busy. */

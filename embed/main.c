@@ -54,6 +54,7 @@ static struct worker_opts opts = {
 };
 const struct worker_opts *worker_opts = &opts;
 
+static struct sb_header *sb_hdr;	/* the pool's scoreboard, NULL standalone */
 static struct sb_slot *sb;		/* our scoreboard slot, NULL standalone */
 static struct fcgi_handoff handoff = { .tx = -1, .rx = -1 };	/* --handoff */
 static pthread_mutex_t sb_lock = PTHREAD_MUTEX_INITIALIZER; /* one writer at a time on sb->seq */
@@ -162,7 +163,7 @@ usage(FILE *f)
 "  --queue-timeout MS      answer 503 to requests queued longer (REQUEST_START)\n"
 "  --scoreboard FD:SLOT    scoreboard memfd and slot (under fcgi-pm)\n"
 "  --handoff TX:RX         the pool's socket pair for passing ready kept\n"
-"                          connections between workers (under fcgi-pm)\n"
+"                          connections between workers (with --scoreboard)\n"
 "  --slowlog-fd FD         where slow-request tracebacks go (SIGUSR2)\n"
 "  --preload=FD            import the app once, fork workers on the master's\n"
 "                          commands on control socket FD (under fcgi-pm)\n"
@@ -357,21 +358,56 @@ scoreboard_attach(void)
 		exit(EXIT_CONFIG);
 	}
 	sb = sb_slot_at(h, (uint32_t)opts.scoreboard_slot);
+	sb_hdr = h;
 }
 
-/* The --handoff pair, or NULL.  Exits 78 if they are not sockets. */
+/*
+ * Request threads of the pool's other workers that wait for work: idle
+ * in the scoreboard since their last request ended at least
+ * IDLE_MIN_US ago (or never served one).  A thread between two requests
+ * of a busy pool is idle for microseconds only: it does not count.
+ * Read without the seqlock: a guess, for the hand-off watcher only.
+ */
+#define IDLE_MIN_US	1000
+static unsigned
+idle_threads_elsewhere(void)
+{
+	uint64_t now = realtime_us();
+	unsigned n = 0;
+
+	for (uint32_t i = 0; i < sb_hdr->nslots; i++) {
+		const struct sb_slot *s = sb_slot_at(sb_hdr, i);
+
+		if (s == sb || s->state != SB_WORKER_READY)
+			continue;
+		/* the pool's workers all run opts.threads threads */
+		for (int t = 0; t < opts.threads; t++) {
+			const struct sb_thread *st = &s->threads[t];
+
+			if (st->state == SB_THREAD_IDLE && st->last_end_us + IDLE_MIN_US <= now)
+				n++;
+		}
+	}
+	return n;
+}
+
+/*
+ * The --handoff pair, or NULL; it needs the scoreboard, which tells who
+ * is idle.  Exits 78 if they are not sockets.
+ */
 static const struct fcgi_handoff *
 handoff_attach(void)
 {
 	struct stat a, b;
 
-	if (handoff.tx == -1)
+	if (handoff.tx == -1 || sb == NULL)
 		return NULL;
 	if (fstat(handoff.tx, &a) == -1 || fstat(handoff.rx, &b) == -1 ||
 	    !S_ISSOCK(a.st_mode) || !S_ISSOCK(b.st_mode)) {
 		wlog(WLOG_ERROR, "--handoff %d:%d: not a socket pair", handoff.tx, handoff.rx);
 		exit(EXIT_CONFIG);
 	}
+	handoff.idle_elsewhere = idle_threads_elsewhere;
 	return &handoff;
 }
 
