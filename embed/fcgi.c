@@ -77,6 +77,7 @@
 #define WRITEV_RECORDS	16		/* large writes: records per writev */
 #define DIRECT_WRITE_MIN (8 * 1024)	/* writes this large go out uncopied */
 #define ACCEPT_STREAK_MAX 8		/* accepts in a row before epoll has a turn */
+#define WATCH_LINGER	20		/* free looks before the watcher stops (100 ms) */
 
 #define KEY_LISTEN	UINT64_MAX
 #define KEY_STOP	(UINT64_MAX - 1)
@@ -307,6 +308,7 @@ static struct {
 	int watch_fd;		/* eventfd: wakes the watcher (fcgi_watch()) */
 	_Atomic int nwaiting;	/* request threads waiting for work (with hand-off) */
 	_Atomic bool watching;	/* the watcher runs: every thread was busy */
+	unsigned watch_free_looks;	/* its looks in a row that found a thread waiting */
 	struct fcgi_values values;
 	pthread_mutex_t lock;	/* guards slots[], nidle, and the epoll_ctl calls on them */
 	struct slot *slots;
@@ -1981,9 +1983,12 @@ fcgi_watch_fd(void)
 /*
  * The watcher, on the main thread; see fcgi.h.  While every request
  * thread is busy it hands off, every FCGI_WATCH_MS, the kept connections
- * that became ready to idle threads elsewhere; it stops once a thread
- * waits again (and restarts at the next watch_poke()).  Cleared, then checked again: a thread that
- * found it running just before it stopped did not poke.
+ * that became ready to idle threads elsewhere.  It stops after
+ * WATCH_LINGER looks in a row found a thread waiting (restarted by the
+ * next watch_poke()): under steady load it keeps ticking instead of
+ * being stopped and poked again every few requests.  Cleared, then
+ * checked again: a thread that found it running just before it stopped
+ * did not poke.
  */
 int
 fcgi_watch(void)
@@ -1997,9 +2002,13 @@ fcgi_watch(void)
 	if (!atomic_load(&srv.watching))
 		return -1;
 	if (atomic_load(&srv.nwaiting) == 0) {
+		srv.watch_free_looks = 0;
 		handoff_ready();
 		return FCGI_WATCH_MS;
 	}
+	if (++srv.watch_free_looks < WATCH_LINGER)
+		return FCGI_WATCH_MS;
+	srv.watch_free_looks = 0;
 	atomic_store(&srv.watching, false);
 	if (atomic_load(&srv.nwaiting) == 0 && !atomic_exchange(&srv.watching, true))
 		return FCGI_WATCH_MS;
