@@ -43,6 +43,10 @@
  *   - The main thread runs fcgi_sweep() to close parked connections past
  *     their deadline (keep-alive timeout, read timeout, incomplete
  *     request, linger).
+ *   - Under fcgi-pm, a kept connection that became readable while every
+ *     request thread is busy is handed to an idle worker of the pool:
+ *     the main thread (fcgi_watch()) sends its fd over the pool's socket
+ *     pair, whose receiving end is in every worker's epoll (KEY_HANDOFF).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -959,8 +963,10 @@ conn_wait_ms(struct conn *c, int timeout_ms)
 		else if (ev.data.u64 == KEY_HANDOFF) {
 			uint32_t events;
 
+			/* a kept connection ready to read, as conn_take() gives one */
 			fd = handoff_recv(&events);
 			ev.events = events;	/* epoll_event is packed */
+			linger = false;
 		}
 		else
 			fd = conn_take(ev.data.u64, &linger, &deadline, &p);
