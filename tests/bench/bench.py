@@ -1293,8 +1293,9 @@ def parse_args(argv):
     p.add_argument("--connections", type=int, default=16, help="wrk -c")
     p.add_argument("--wrk-threads", type=int, default=1, help="wrk -t")
     p.add_argument("--nginx-workers", type=int, default=2)
-    p.add_argument("--upstream-keepalive", type=int, default=4,
-                   help="nginx upstream keepalive for the fcgi-pm keep-alive variant")
+    p.add_argument("--upstream-keepalive", type=int, default=8,
+                   help="nginx upstream keepalive for the fcgi-pm keep-alive variant "
+                        "(default 8, as etc/nginx/django-site.conf recommends)")
     p.add_argument("--servers", default=",".join(c.key for c in SERVER_CLASSES
                                                  if c.key.find("baseline") == -1),
                    help="comma list of: " + ", ".join(c.key for c in SERVER_CLASSES))
