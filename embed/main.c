@@ -359,6 +359,8 @@ scoreboard_attach(void)
 	}
 	sb = sb_slot_at(h, (uint32_t)opts.scoreboard_slot);
 	sb_hdr = h;
+	/* mapped: a program the app runs needs it no more than the pair below */
+	fcntl(opts.scoreboard_fd, F_SETFD, FD_CLOEXEC);
 }
 
 /*
@@ -407,6 +409,9 @@ handoff_attach(void)
 		wlog(WLOG_ERROR, "--handoff %d:%d: not a socket pair", handoff.tx, handoff.rx);
 		exit(EXIT_CONFIG);
 	}
+	/* a program the app runs must not get a way into the pool */
+	fcntl(handoff.tx, F_SETFD, FD_CLOEXEC);
+	fcntl(handoff.rx, F_SETFD, FD_CLOEXEC);
 	handoff.idle_elsewhere = idle_threads_elsewhere;
 	return &handoff;
 }

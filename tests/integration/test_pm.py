@@ -386,6 +386,17 @@ class HandOff(PmCase):
         slow.close()
         fast.close()
 
+    def test_the_pair_is_not_inherited_by_programs_the_app_runs(self):
+        self.start(max_children=2)
+        r = self.get("/inheritable")
+        self.assertEqual(r.status, 200)
+        fds = [int(x) for x in r.text.split()]
+        # the scoreboard (3) and CHILD_FD_HANDOFF_TX/RX (6, 7) in fcgi-pm/worker.c
+        for fd in (3, 6, 7):
+            self.assertNotIn(fd, fds)
+        self.assertIn("--handoff 6:7", open("/proc/%d/cmdline" % self.workers()[0])
+                      .read().replace("\0", " "))
+
     def test_ready_kept_connection_goes_to_an_idle_worker(self):
         self.start(max_children=2, keepalive_timeout=Raw("60s"))
         a, (k0, k1, k2) = self.kept_sockets_on_one_worker(3)

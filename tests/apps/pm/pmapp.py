@@ -6,6 +6,8 @@ Routes (on PATH_INFO's last component):
   GET /spin?s=N            runs Python code for N seconds in pm_spinning_view
                            (holds the GIL: the slowlog must still get a stack)
   GET /grow?mb=N           keeps N more MiB alive in this worker (max_rss)
+  GET /inheritable         the fds of this worker (beyond 0-2) that a program
+                           it runs would inherit, as text: "3 4"
 """
 import os
 import time
@@ -34,6 +36,13 @@ def pm_spinning_view(seconds):
     return n
 
 
+def _inheritable(fd):
+    try:
+        return os.get_inheritable(fd)
+    except OSError:         # the listdir's own fd, closed by now
+        return False
+
+
 def application(environ, start_response):
     path = environ.get("PATH_INFO", "").rstrip("/")
     query = parse_qs(environ.get("QUERY_STRING", ""))
@@ -42,6 +51,10 @@ def application(environ, start_response):
         pm_sleeping_view(min(arg("s", "1"), 120.0))
     elif path.endswith("/spin"):
         pm_spinning_view(min(arg("s", "1"), 120.0))
+    elif path.endswith("/inheritable"):
+        fds = sorted(int(f) for f in os.listdir("/proc/self/fd"))
+        inherit = [fd for fd in fds if fd > 2 and _inheritable(fd)]
+        return _text(start_response, " ".join(map(str, inherit)) + "\n")
     elif path.endswith("/grow"):
         # touch every page so it counts in the RSS
         _hoard.append(bytearray(b"x" * int(arg("mb", "1") * 1024 * 1024)))
