@@ -821,11 +821,11 @@ handoff_recv(uint32_t *events)
 }
 
 /*
- * EV was taken from epoll by the watcher (fcgi_watch()) while every
- * request thread of this process is busy.  With PASS, a kept connection
- * waiting for nothing but a thread goes to the pool; anything else goes
- * back as it was: the fixed keys are level-triggered and come again,
- * and a connection is re-armed (EPOLLONESHOT took it out).
+ * EV, a connection's event (not a fixed key), was taken from epoll by the
+ * watcher (fcgi_watch()) while every request thread of this process is
+ * busy.  With PASS, a kept connection waiting for nothing but a thread
+ * goes to the pool; any other goes back as it was, re-armed
+ * (EPOLLONESHOT took it out).
  */
 static void
 handoff_or_rearm(const struct epoll_event *ev, bool pass)
@@ -835,7 +835,7 @@ handoff_or_rearm(const struct epoll_event *ev, bool pass)
 				     .data = ev->data };
 	struct slot *s;
 
-	if (ev->data.u64 >= KEY_HANDOFF || fd >= srv.nslots)
+	if (fd >= srv.nslots)
 		return;
 	pthread_mutex_lock(&srv.lock);
 	s = &srv.slots[fd];
@@ -859,17 +859,18 @@ handoff_or_rearm(const struct epoll_event *ev, bool pass)
 }
 
 /*
- * A request thread just took work.  If that left no thread of this
- * process waiting, make sure the watcher runs (fcgi_watch()): a request
- * on one of our kept connections would otherwise wait for one of ours.
- * Costs a syscall only when the watcher was not running already.
+ * A request thread just took work (with hand-off).  If that left no
+ * thread of this process waiting, make sure the watcher runs
+ * (fcgi_watch()): a request on one of our kept connections would
+ * otherwise wait for one of ours.  Costs a syscall only when the watcher
+ * was not running already.
  */
 static void
 watch_poke(void)
 {
 	uint64_t one = 1;
 
-	if (srv.handoff != NULL && atomic_load(&srv.nwaiting) == 0 &&
+	if (atomic_load(&srv.nwaiting) == 0 &&
 	    !atomic_load(&srv.watching) && !atomic_exchange(&srv.watching, true) &&
 	    write(srv.watch_fd, &one, sizeof(one)) == -1)
 		wlog(WLOG_ERROR, "fcgi: watch eventfd: %s", strerror(errno));
@@ -893,7 +894,7 @@ handoff_ready(void)
 	n = epoll_wait(srv.ep, ev, idle + 3 < 16 ? (int)idle + 3 : 16, 0);
 	for (i = 0; i < n; i++) {
 		if (ev[i].data.u64 >= KEY_HANDOFF)
-			continue;
+			continue;	/* level-triggered: they come again */
 		handoff_or_rearm(&ev[i], idle > 0);
 		if (idle > 0)
 			idle--;

@@ -70,6 +70,10 @@ class PmCase(harness.TestCase):
         """PATH on the kept FastCGI connection SOCK: the pid that answered."""
         fcgiclient.request(sock, params={"PATH_INFO": path, "REQUEST_URI": path},
                            keep=True)
+        return self.kept_response(sock)
+
+    def kept_response(self, sock):
+        """The answer of pmapp on SOCK (status 200, protocol status 0): its pid."""
         out, err, app, proto = fcgiclient.response(sock)
         self.assertEqual(proto, 0)
         self.assertIn(b"200 OK", out.split(b"\r\n", 1)[0])
@@ -351,7 +355,7 @@ class HandOff(PmCase):
 
     def kept_sockets_on_one_worker(self, n, tries=40):
         """N kept connections whose first request the same worker served:
-        [(sock, pid)]."""
+        (that worker's pid, [sock, ...])."""
         by_pid = {}
         for _ in range(tries):
             s = fcgiclient.connect(self.pm.socket("pm"), timeout=30)
@@ -378,8 +382,7 @@ class HandOff(PmCase):
         waited = time.monotonic() - t0
         self.assertNotEqual(pid, a)
         self.assertLess(waited, 1.5)        # not the 2.7 s left of the slow one
-        out, err, app, proto = fcgiclient.response(slow)
-        self.assertEqual((proto, int(out.rsplit(b"\r\n\r\n", 1)[1])), (0, a))
+        self.assertEqual(self.kept_response(slow), a)
         # both connections go on, wherever they live now
         self.assertIn(self.kept_request(slow, "/pid"), self.workers())
         self.assertIn(self.kept_request(fast, "/pid"), self.workers())
@@ -408,11 +411,7 @@ class HandOff(PmCase):
             fcgiclient.request(k, params={"PATH_INFO": "/sleep", "REQUEST_URI": "/sleep",
                                           "QUERY_STRING": "s=1"}, keep=True)
             time.sleep(0.1)
-        pids = []
-        for k in (k0, k1, k2):
-            out, err, app, proto = fcgiclient.response(k)
-            self.assertEqual(proto, 0)
-            pids.append(int(out.rsplit(b"\r\n\r\n", 1)[1]))
+        pids = [self.kept_response(k) for k in (k0, k1, k2)]
         elapsed = time.monotonic() - t0
         # k1 or k2 went to B, which was idle: 2 s instead of 3 s in a row on A
         self.assertEqual(pids[0], a)
